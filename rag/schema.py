@@ -1,0 +1,74 @@
+"""Plain data types shared by loading, chunking, the store and retrieval."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class Section:
+    """A run of text from one place of a document: one PDF page, one Markdown section."""
+
+    text: str
+    page: int | None = None
+    heading: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Chunk:
+    """A piece of a document sized for the embedding model."""
+
+    id: str
+    doc_id: str
+    source: str
+    text: str
+    position: int
+    page: int | None = None
+    page_end: int | None = None
+    heading: tuple[str, ...] = ()
+
+    @property
+    def heading_path(self) -> str:
+        """The heading path joined for display, e.g. 'FAQ > Installation'."""
+        return " > ".join(self.heading)
+
+
+@dataclass(slots=True)
+class Hit:
+    """A retrieved chunk with the scores that ranked it."""
+
+    chunk_id: str
+    doc_id: str
+    source: str
+    text: str
+    position: int
+    page: int | None
+    page_end: int | None
+    heading: str
+    score: float
+    dense_score: float | None = None
+    bm25_score: float | None = None
+    rank: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class DocumentInfo:
+    """A document as the knowledge base records it."""
+
+    doc_id: str
+    source: str
+    sha256: str
+    kind: str
+    pages: int | None
+    chunks: int
+    added_at: float
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return asdict(self)

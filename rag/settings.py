@@ -1,0 +1,97 @@
+"""One settings object, read from the environment once."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, fields, replace
+from typing import Any
+
+from rag.errors import ConfigError
+
+RETRIEVAL_MODES = ("hybrid", "dense", "bm25")
+EFFORTS = ("low", "medium", "high")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every knob of the app; the environment variable of each field is its upper-case name."""
+
+    milvus_uri: str = "./data/milvus.db"
+    milvus_token: str = ""
+    milvus_collection: str = "knowledge_base"
+
+    embedding_model: str = "all-MiniLM-L6-v2"
+    embedding_backend: str = "local"  # local | openai
+    embedding_base_url: str = ""  # defaults to OPENAI_BASE_URL for the openai backend
+    embedding_api_key: str = ""
+    embedding_batch_size: int = 32
+    embedding_runtime: str = "onnx"  # onnx | torch (local backend only)
+
+    chunk_tokens: int = 200
+    chunk_overlap: int = 40
+
+    retrieval_mode: str = "hybrid"
+    top_k: int = 5
+
+    openai_base_url: str = "http://localhost:11434/v1"
+    openai_api_key: str = "ollama"
+    llm_model: str = "gpt-oss:20b"
+    llm_provider: str = ""  # empty: guessed from the URL (openrouter, ollama, vllm, ...)
+    reasoning_effort: str = "medium"
+    llm_context_tokens: int = 8192
+    llm_max_output_tokens: int = 2048
+    llm_timeout: float = 120.0
+    llm_max_retries: int = 2
+
+    rag_auth: str = ""  # "user:password" turns on the web app's login
+    rag_mcp: bool = False
+    rag_demo_docs: str = ""  # folder loaded into an empty knowledge base on start
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Read every field from its upper-case environment variable, when set."""
+        env = os.environ if env is None else env
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            raw = env.get(f.name.upper())
+            if raw is None or raw == "":
+                continue
+            values[f.name] = _parse(f.name, raw, type(getattr(cls, f.name)))
+        return cls(**values).validated()
+
+    def validated(self) -> Settings:
+        """Return self, or raise ConfigError on a contradictory value."""
+        if self.retrieval_mode not in RETRIEVAL_MODES:
+            raise ConfigError(f"RETRIEVAL_MODE must be one of {', '.join(RETRIEVAL_MODES)}")
+        if self.reasoning_effort not in EFFORTS:
+            raise ConfigError(f"REASONING_EFFORT must be one of {', '.join(EFFORTS)}")
+        if self.embedding_backend not in ("local", "openai"):
+            raise ConfigError("EMBEDDING_BACKEND must be 'local' or 'openai'")
+        if self.embedding_runtime not in ("onnx", "torch"):
+            raise ConfigError("EMBEDDING_RUNTIME must be 'onnx' or 'torch'")
+        if not 0 <= self.chunk_overlap < self.chunk_tokens:
+            raise ConfigError("CHUNK_OVERLAP must be at least 0 and below CHUNK_TOKENS")
+        if self.top_k < 1:
+            raise ConfigError("TOP_K must be at least 1")
+        return self
+
+    def with_(self, **changes: Any) -> Settings:
+        """A copy with some fields changed."""
+        return replace(self, **changes).validated()
+
+
+def _parse(name: str, raw: str, kind: type) -> Any:
+    if kind is bool:
+        lowered = raw.strip().lower()
+        if lowered in ("1", "true", "yes", "on"):
+            return True
+        if lowered in ("0", "false", "no", "off"):
+            return False
+        raise ConfigError(f"{name.upper()} must be true or false, not {raw!r}")
+    if kind in (int, float):
+        try:
+            return kind(raw)
+        except ValueError:
+            raise ConfigError(f"{name.upper()} must be a number, not {raw!r}") from None
+    return raw
