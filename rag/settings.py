@@ -26,7 +26,7 @@ class Settings:
     embedding_base_url: str = ""  # defaults to OPENAI_BASE_URL for the openai backend
     embedding_api_key: str = ""
     embedding_batch_size: int = 32
-    embedding_runtime: str = "onnx"  # onnx | torch (local backend only)
+    embedding_runtime: str = "torch"  # torch | onnx (local backend only)
 
     chunk_tokens: int = 200
     chunk_overlap: int = 40
