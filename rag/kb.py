@@ -1,0 +1,51 @@
+"""The knowledge base: settings wired into an embedder, a store, an ingestor and a retriever."""
+
+from __future__ import annotations
+
+from functools import cached_property
+
+from rag.embedding import Embedder, make_embedder
+from rag.ingest import Ingestor
+from rag.retrieval import Retriever
+from rag.settings import Settings
+from rag.store import MilvusStore
+
+
+class KnowledgeBase:
+    """One knowledge base, built from settings; parts are created on first use."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    @cached_property
+    def embedder(self) -> Embedder:
+        """The configured embedding model."""
+        s = self.settings
+        return make_embedder(backend=s.embedding_backend, model=s.embedding_model,
+                             batch_size=s.embedding_batch_size, runtime=s.embedding_runtime,
+                             base_url=s.embedding_base_url or s.openai_base_url,
+                             api_key=s.embedding_api_key or s.openai_api_key)
+
+    @cached_property
+    def store(self) -> MilvusStore:
+        """The Milvus collections, opened and loaded."""
+        s = self.settings
+        return MilvusStore(s.milvus_uri, token=s.milvus_token, collection=s.milvus_collection,
+                           embedding_model=self.embedder.name, dimension=self.embedder.dimension)
+
+    @cached_property
+    def ingestor(self) -> Ingestor:
+        """Turns files into stored chunks."""
+        s = self.settings
+        return Ingestor(self.store, self.embedder, chunk_tokens=s.chunk_tokens,
+                        chunk_overlap=s.chunk_overlap, batch_size=s.embedding_batch_size)
+
+    @cached_property
+    def retriever(self) -> Retriever:
+        """Finds chunks for a query."""
+        return Retriever(self.store, self.embedder, mode=self.settings.retrieval_mode)
+
+    def close(self) -> None:
+        """Release the store, if it was opened."""
+        if "store" in self.__dict__:
+            self.store.close()
