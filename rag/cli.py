@@ -1,0 +1,206 @@
+"""The `rag` command line: ingest, search, list, delete, evaluate, ask."""
+
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from rag.errors import RagError
+from rag.ingest import IngestResult
+from rag.ingest import Progress as IngestProgress
+from rag.kb import KnowledgeBase
+from rag.retrieval import MODES
+from rag.schema import Hit
+from rag.settings import Settings
+
+app = typer.Typer(help="gpt-oss-rag: a knowledge base in Milvus, answers from gpt-oss.",
+                  no_args_is_help=True, add_completion=False)
+out = Console()
+err = Console(stderr=True)
+
+STATUS_STYLE = {"added": "green", "replaced": "cyan", "skipped": "dim", "failed": "red"}
+
+
+@contextmanager
+def knowledge_base(settings: Settings | None = None) -> Iterator[KnowledgeBase]:
+    """A knowledge base for one command; RagErrors become a clean message and exit code 1."""
+    kb = None
+    try:
+        kb = KnowledgeBase(settings or Settings.from_env())
+        yield kb
+    except RagError as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from None
+    finally:
+        if kb is not None:
+            kb.close()
+
+
+def _location(hit: Hit) -> str:
+    if hit.page is not None:
+        pages = f"p. {hit.page}" if hit.page_end in (None, hit.page) else (
+            f"pp. {hit.page}-{hit.page_end}")
+        return f"{pages} {hit.heading}".strip()
+    return hit.heading
+
+
+def _score(value: float | None, digits: int = 3) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+class _IngestBar:
+    """A rich progress bar over files and chunks."""
+
+    def __init__(self, progress: Progress, total_files: int) -> None:
+        self.progress = progress
+        self.files = progress.add_task("files", total=total_files)
+        self.current = progress.add_task("", total=None)
+
+    def __call__(self, p: IngestProgress) -> None:
+        pages = f" page {p.page}/{p.pages}" if p.pages and p.page else ""
+        self.progress.update(self.current, description=f"{p.source}: {p.stage}{pages}",
+                             completed=p.chunks)
+        if p.stage == "done":
+            self.progress.advance(self.files)
+
+
+@app.command()
+def ingest(
+    paths: Annotated[list[Path], typer.Argument(help="Files and folders (recursive).")],
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON line per file.")] = False,
+) -> None:
+    """Add documents (PDF, Markdown, text) to the knowledge base; unchanged files are skipped."""
+    from rag.loading import iter_files
+
+    with knowledge_base() as kb:
+        total = len(list(iter_files(paths)))
+        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                   TimeElapsedColumn())
+        with Progress(*columns, console=err, transient=True, disable=as_json) as progress:
+            results = kb.ingestor.ingest_paths(paths, progress=_IngestBar(progress, total))
+    _print_results(results, as_json)
+    if any(r.status == "failed" for r in results):
+        raise typer.Exit(1)
+
+
+def _print_results(results: list[IngestResult], as_json: bool) -> None:
+    if as_json:
+        for r in results:
+            out.print_json(json.dumps(r.to_dict()), indent=None)
+        return
+    table = Table("file", "result", "pages", "chunks", "seconds", "reason")
+    for r in results:
+        style = STATUS_STYLE[r.status]
+        table.add_row(r.source, f"[{style}]{r.status}[/{style}]", _score(r.pages, 0),
+                      str(r.chunks), f"{r.seconds:.2f}", r.reason)
+    out.print(table)
+    counts = {s: sum(r.status == s for r in results) for s in STATUS_STYLE}
+    out.print(", ".join(f"{n} {s}" for s, n in counts.items() if n) or "no files found")
+
+
+@app.command()
+def search(
+    queries: Annotated[list[str], typer.Argument(help="One or more questions.")],
+    k: Annotated[int, typer.Option("-k", "--top-k", min=1, help="Hits per query.")] = 5,
+    mode: Annotated[str | None, typer.Option(help="hybrid, dense or bm25.")] = None,
+    doc: Annotated[list[str] | None, typer.Option("--doc", help="Search only these.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON line per query.")] = False,
+) -> None:
+    """Search the knowledge base: ranked chunks with their scores."""
+    if mode is not None and mode not in MODES:
+        err.print(f"[red]error:[/red] --mode must be one of {', '.join(MODES)}")
+        raise typer.Exit(2)
+    with knowledge_base() as kb:
+        for query in queries:
+            hits = kb.retriever.search(query, k, mode=mode, doc_ids=doc or None)
+            if as_json:
+                line = {"query": query, "hits": [h.to_dict() for h in hits]}
+                sys.stdout.write(json.dumps(line, ensure_ascii=False) + "\n")
+                continue
+            table = Table("#", "source", "page / heading", "score", "cosine", "bm25", "text",
+                          title=query, show_lines=True)
+            for h in hits:
+                table.add_row(str(h.rank), h.source, _location(h), _score(h.score, 4),
+                              _score(h.dense_score), _score(h.bm25_score, 2),
+                              h.text[:300] + ("…" if len(h.text) > 300 else ""))
+            out.print(table if hits else f"[yellow]No hits for[/yellow] {query!r}")
+
+
+@app.command()
+def docs(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """List the documents in the knowledge base."""
+    with knowledge_base() as kb:
+        documents = kb.store.list_documents()
+    if as_json:
+        for d in documents:
+            sys.stdout.write(json.dumps(d.to_dict(), ensure_ascii=False) + "\n")
+        return
+    table = Table("document", "kind", "pages", "chunks", "added")
+    for d in documents:
+        added = datetime.fromtimestamp(d.added_at).strftime("%Y-%m-%d %H:%M")
+        table.add_row(d.source, d.kind, _score(d.pages, 0), str(d.chunks), added)
+    out.print(table if documents else "The knowledge base is empty: add files with `rag ingest`.")
+
+
+@app.command()
+def rm(documents: Annotated[list[str], typer.Argument(help="Document names, as listed.")]) -> None:
+    """Delete documents and all their chunks."""
+    with knowledge_base() as kb:
+        for name in documents:
+            info = kb.store.delete_document(name)
+            out.print(f"deleted {info.source} ({info.chunks} chunks)")
+        kb.store.flush()
+
+
+@app.command("eval")
+def evaluate(
+    beir: Annotated[Path, typer.Option("--beir", help="BEIR dataset folder.")],
+    split: Annotated[str, typer.Option(help="qrels split.")] = "test",
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+    db: Annotated[Path | None, typer.Option(help="Milvus Lite file to build and reuse.")] = None,
+) -> None:
+    """Retrieval quality (nDCG@10, Recall@10/100) on a BEIR benchmark, in a separate database."""
+    from rag.evaluation import BeirDataset, ingest_corpus
+    from rag.evaluation import evaluate as run_eval
+
+    settings = Settings.from_env()
+    dataset = BeirDataset(beir, split)
+    with tempfile.TemporaryDirectory(prefix="rag-eval-") as tmp:
+        uri = str(db or Path(tmp) / "eval.db")
+        with knowledge_base(settings.with_(milvus_uri=uri, milvus_collection="beir")) as kb:
+            columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                       TimeElapsedColumn())
+            with Progress(*columns, console=err, transient=True) as progress:
+                task = progress.add_task("ingesting corpus", total=None)
+                ingest_corpus(kb.ingestor, dataset,
+                              progress=lambda p: progress.update(task, completed=p.index))
+            results = run_eval(kb.retriever, dataset)
+    report = {"ndcg@10": results[settings.retrieval_mode]["ndcg@10"],
+              "mode": settings.retrieval_mode, "split": split, **results}
+    if as_json:
+        sys.stdout.write(json.dumps(report) + "\n")
+        return
+    table = Table("mode", "nDCG@10", "Recall@10", "Recall@100", "queries",
+                  title=f"{beir.name} ({split})")
+    for mode in MODES:
+        r = results[mode]
+        marker = " (default)" if mode == settings.retrieval_mode else ""
+        table.add_row(mode + marker, f"{r['ndcg@10']:.4f}", f"{r['recall@10']:.4f}",
+                      f"{r['recall@100']:.4f}", str(r["queries"]))
+    out.print(table)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
