@@ -184,7 +184,7 @@ class _Run:
         self.buffer = [(j, c) for j, c in self.buffer if j is not job]
         if job in self.open:
             self.open.remove(job)
-            self.ing.store.abort_version(job.version)
+            self.ing.store.abort_version(job.source, job.version)
         reason = exc.reason if isinstance(exc, LoaderError) else str(exc)
         pages = job.doc.pages if job.doc else None
         self._finish(job, IngestResult(job.source, "failed", pages, reason=reason))
@@ -221,7 +221,7 @@ class _Run:
             doc = job.doc
             assert doc is not None
             if job.stored == 0:
-                self.ing.store.abort_version(job.version)
+                self.ing.store.abort_version(job.source, job.version)
                 self._finish(job, IngestResult(job.source, "failed", doc.pages,
                                                reason="no text to index"))
                 continue
@@ -231,7 +231,7 @@ class _Run:
             try:
                 self.ing.store.commit_version(info, job.version)
             except StoreError as exc:
-                self.ing.store.abort_version(job.version)
+                self.ing.store.abort_version(job.source, job.version)
                 self._finish(job, IngestResult(job.source, "failed", doc.pages,
                                                reason=str(exc)))
                 continue
@@ -246,7 +246,7 @@ class _Run:
     def abort_open(self) -> None:
         """Remove every begun, uncommitted version."""
         for job in self.open:
-            self.ing.store.abort_version(job.version)
+            self.ing.store.abort_version(job.source, job.version)
         self.open.clear()
 
     def results(self) -> list[IngestResult]:

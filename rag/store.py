@@ -1,10 +1,11 @@
 """The Milvus store: chunks with dense and BM25 vectors, and the documents they belong to.
 
-Visibility is what keeps a document from ever showing half-stored or twice. New chunks are written
-under a *pending* marker row, the document row is then switched to the new version in one upsert
-(the commit point), and only then are the old chunks and the marker deleted. Searches skip the
-chunks of every pending version, and a pending version left behind by a killed process is removed
-the next time the store is opened.
+Visibility is what keeps a document from ever showing half-stored or twice. Each document being
+changed has one *marker* row naming the version that searches must skip. New chunks are written
+while the marker hides them; one upsert of the marker then hides the old version instead (the
+commit point); the document row, the old chunks and the marker are updated after. Whatever the
+moment a process dies, searches see the old version or the new one, never both, and the next open
+of the store rolls the change back (still writing) or forward (already switched).
 """
 
 from __future__ import annotations
@@ -193,11 +194,21 @@ class MilvusStore:
             self._client.upsert(self.documents, [row])
 
     # -- writing ---------------------------------------------------------------------------
-    def begin_version(self, doc_id: str, version: str, source: str) -> None:
-        """Mark a version as pending before its first chunk is written."""
-        self._upsert_document_row(f"{PENDING}:{version}", state=PENDING, version=version,
+    def _marker(self, doc_id: str, *, hidden: str, phase: str, source: str,
+                extra: dict[str, Any] | None = None) -> None:
+        """Upsert the one marker row of a document; its `version` is hidden from searches."""
+        self._upsert_document_row(f"{PENDING}:{doc_id}", state=PENDING, version=hidden,
                                   sha256="", source=source, kind="", pages=None, chunks=0,
-                                  meta={"doc_id": doc_id})
+                                  meta={"doc_id": doc_id, "phase": phase, **(extra or {})})
+
+    def _drop_marker(self, doc_id: str) -> None:
+        with _milvus("finish the document change"):
+            self._client.delete(self.documents,
+                                filter=f"doc_id == {_quote(f'{PENDING}:{doc_id}')}")
+
+    def begin_version(self, doc_id: str, version: str, source: str) -> None:
+        """Hide a new version from searches before its first chunk is written."""
+        self._marker(doc_id, hidden=version, phase="writing", source=source)
         with _milvus("clear leftovers of an earlier attempt"):
             self._client.delete(self.chunks, filter=f"version == {_quote(version)}")
 
@@ -219,7 +230,17 @@ class MilvusStore:
             self._client.insert(self.chunks, rows)
 
     def commit_version(self, info: DocumentInfo, version: str) -> None:
-        """Make a pending version the document's only visible one, then drop the old chunks."""
+        """Make a written version the document's only visible one, then drop the old chunks.
+
+        The marker upsert is the switch: from then on the new chunks are visible and the old
+        ones hidden. If the process dies after it, the next open rolls the change forward.
+        """
+        old = self.get_document(info.doc_id)
+        self._marker(info.doc_id, hidden=old.meta["version"] if old else "", phase="switching",
+                     source=info.source, extra={"version": version, "info": info.to_dict()})
+        self._finish_switch(info, version)
+
+    def _finish_switch(self, info: DocumentInfo, version: str) -> None:
         self._upsert_document_row(info.doc_id, state=ACTIVE, version=version,
                                   sha256=info.sha256, source=info.source, kind=info.kind,
                                   pages=info.pages, chunks=info.chunks, meta=info.meta,
@@ -228,23 +249,28 @@ class MilvusStore:
             self._client.delete(
                 self.chunks,
                 filter=f"doc_id == {_quote(info.doc_id)} and version != {_quote(version)}")
-            self._client.delete(self.documents,
-                                filter=f"doc_id == {_quote(f'{PENDING}:{version}')}")
+        self._drop_marker(info.doc_id)
 
-    def abort_version(self, version: str) -> None:
-        """Forget a pending version and every chunk written for it."""
+    def abort_version(self, doc_id: str, version: str) -> None:
+        """Forget a version being written, and every chunk written for it."""
         with _milvus("discard a failed ingest"):
             self._client.delete(self.chunks, filter=f"version == {_quote(version)}")
-            self._client.delete(self.documents,
-                                filter=f"doc_id == {_quote(f'{PENDING}:{version}')}")
+        self._drop_marker(doc_id)
 
     def remove_stale_pending(self, older_than: float) -> int:
-        """Delete pending versions (and their chunks) older than `older_than` seconds."""
+        """Finish or undo document changes that a stopped process left half-done."""
         cutoff = time.time() - older_than
-        rows = self._query(self.documents,
-                           f'state == "{PENDING}" and added_at <= {cutoff!r}', ["version"])
+        rows = self._query(self.documents, f'state == "{PENDING}"',
+                           ["version", "meta", "added_at"])
         for row in rows:
-            self.abort_version(row["version"])
+            meta = row["meta"]
+            doc_id = meta["doc_id"]
+            if meta["phase"] == "switching":
+                self._finish_switch(DocumentInfo(**meta["info"]), meta["version"])
+            elif meta["phase"] == "deleting":
+                self._finish_delete(doc_id)
+            elif row["added_at"] <= cutoff:
+                self.abort_version(doc_id, row["version"])
         return len(rows)
 
     def delete_document(self, doc_id: str) -> DocumentInfo:
@@ -252,10 +278,15 @@ class MilvusStore:
         info = self.get_document(doc_id)
         if info is None:
             raise DocumentNotFoundError(f"No document named '{doc_id}' in the knowledge base.")
+        self._marker(doc_id, hidden=info.meta["version"], phase="deleting", source=info.source)
+        self._finish_delete(doc_id)
+        return info
+
+    def _finish_delete(self, doc_id: str) -> None:
         with _milvus("delete the document"):
             self._client.delete(self.documents, filter=f"doc_id == {_quote(doc_id)}")
             self._client.delete(self.chunks, filter=f"doc_id == {_quote(doc_id)}")
-        return info
+        self._drop_marker(doc_id)
 
     def flush(self) -> None:
         """Seal written data so searches over it are fast."""
@@ -296,7 +327,7 @@ class MilvusStore:
 
     def _pending_versions(self) -> list[str]:
         rows = self._query(self.documents, f'state == "{PENDING}"', ["version"])
-        return [r["version"] for r in rows]
+        return [r["version"] for r in rows if r["version"]]
 
     def _visibility_filter(self, doc_ids: Sequence[str] | None) -> str:
         parts = []
