@@ -1,0 +1,42 @@
+# gpt-oss-rag: the web app on Milvus Lite with the local embedding model baked in (works offline).
+# Build: docker build -t gpt-oss-rag .
+# Run:   docker run -p 7860:7860 -v rag-data:/data -e OPENAI_BASE_URL=http://host.docker.internal:11434/v1 gpt-oss-rag
+FROM python:3.11-slim-bookworm
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    HF_HUB_OFFLINE=1 \
+    TRANSFORMERS_OFFLINE=1 \
+    GRADIO_SERVER_NAME=0.0.0.0 \
+    GRADIO_SERVER_PORT=7860 \
+    GRADIO_ANALYTICS_ENABLED=False \
+    MILVUS_URI=/data/milvus.db \
+    RAG_DEMO_DOCS=/app/assets/demo-docs
+
+WORKDIR /app
+
+# CPU-only PyTorch first, from the CPU wheel index, so nothing pulls the CUDA builds.
+RUN pip install --index-url https://download.pytorch.org/whl/cpu torch==2.13.0
+
+COPY pyproject.toml README.md ./
+COPY rag ./rag
+COPY app.py ./
+COPY assets ./assets
+RUN pip install . \
+    && useradd --create-home --uid 1000 rag \
+    && mkdir -p /data \
+    && chown rag:rag /data
+
+USER rag
+# Export the ONNX encoder once at build time so the first start is fast and needs no network.
+RUN python -c "from rag.kb import KnowledgeBase; from rag.settings import Settings; \
+print(KnowledgeBase(Settings.from_env()).embedder.dimension)"
+
+VOLUME ["/data"]
+EXPOSE 7860
+HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
+    CMD python -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:7860/', timeout=4)"
+
+CMD ["python", "app.py"]
