@@ -27,7 +27,7 @@ SUPPORTED_EXTENSIONS = PDF_EXTENSIONS | MARKDOWN_EXTENSIONS | TEXT_EXTENSIONS
 
 _PDF_MAGIC = b"%PDF-"
 _MAGIC_WINDOW = 1024
-_BINARY_SHARE = 0.10  # share of undecodable bytes above which a file counts as binary
+_BINARY_SHARE = 0.30  # share of undecodable bytes above which a file counts as binary
 
 # What pypdf raises on broken files besides its own errors (it has no single base class).
 _PDF_ERRORS: tuple[type[BaseException], ...] = (
@@ -80,7 +80,7 @@ def load(path: Path, source: str | None = None) -> LoadedDocument:
     if suffix in MARKDOWN_EXTENSIONS:
         sections = markdown_sections(text)
         if not sections:
-            raise LoaderError(source, "empty file (no text besides front matter and headings)")
+            raise LoaderError(source, "empty file (nothing besides front matter and comments)")
         return LoadedDocument(source, "markdown", digest, None, iter(sections))
     return LoadedDocument(source, "text", digest, None, iter([Section(text=text.strip())]))
 
@@ -215,7 +215,7 @@ _MARKDOWN = MarkdownIt("commonmark").enable("table")
 
 
 def markdown_sections(text: str) -> list[Section]:
-    """One Section per heading section, with the heading path; front matter and comments go."""
+    """One Section per non-empty heading section with its heading path; drops front matter."""
     text = _newlines(text)
     match = _FRONT_MATTER.match(text)
     if match:
@@ -224,6 +224,7 @@ def markdown_sections(text: str) -> list[Section]:
     lines = _strip_comments(text.split("\n"), tokens)
     sections: list[Section] = []
     path: list[tuple[int, str]] = []
+    titles: list[str] = []
     start = 0
     for index, token in enumerate(tokens):
         if token.type != "heading_open" or token.level != 0 or token.map is None:
@@ -233,8 +234,11 @@ def markdown_sections(text: str) -> list[Section]:
         while path and path[-1][0] >= level:
             path.pop()
         path.append((level, _inline_text(tokens[index + 1])))
+        titles.append(path[-1][1])
         start = token.map[1]
     _add_section(sections, lines[start:], path)
+    if not sections and titles:  # a stub of headings only: its headings are its text
+        sections.append(Section(text="\n".join(titles)))
     return sections
 
 
