@@ -217,6 +217,11 @@ class HarmonyParser:
                     len(self._buf) - keep:]
                 self._text(ready)
                 break
+            if tag == _THINK_OPEN and self._buf[:index].strip():
+                # answer text comes first: this <think> is literal text, not markup
+                self._text(self._buf[:index])
+                self._buf = self._buf[index:]
+                continue
             self._text(self._buf[:index])
             self._buf = self._buf[index + len(tag):]
             self._tag(tag)
@@ -378,10 +383,8 @@ class _ToolCallAccumulator:
         pending = self._pending(index, call_id)
         if call_id and not pending.id:
             pending.id = call_id
-        if name and name != pending.name:
-            # a repeated full name is ignored; a split one is concatenated
-            pending.name = name if name.startswith(pending.name) and pending.name else (
-                pending.name + name)
+        if name and name != pending.name:  # a name repeated in every chunk is not doubled
+            pending.name += name  # a split name is concatenated
         if arguments:
             pending.arguments.append(arguments)
 

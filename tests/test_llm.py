@@ -1,0 +1,477 @@
+"""LLMClient against a loopback server speaking gpt-oss's wire formats."""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from rag.errors import ConfigError, LLMError
+from rag.llm import (
+    PRESETS,
+    ContentDelta,
+    ContextTooLongError,
+    HarmonyParser,
+    LLMAuthError,
+    LLMClient,
+    LLMConfig,
+    LLMTimeout,
+    LLMUnreachable,
+    ModelNotFound,
+    RateLimited,
+    ReasoningDelta,
+    Retrying,
+    ToolCallingUnsupported,
+    ToolCallsReady,
+    Usage,
+    guess_provider,
+    provider_streams_tool_calls,
+    split_reasoning,
+)
+from rag.settings import Settings
+from tests.llm_server import (
+    ECHO_REASONING,
+    SSE,
+    FakeGptOss,
+    completion,
+    content_stream,
+    context_too_long,
+    echo_quote,
+    http_error,
+    model_not_found,
+    rate_limited,
+    reasoning_answer,
+    tool_call_stream,
+)
+
+MODEL = "gpt-oss-20b"
+ASK = [{"role": "user", "content": "What colour is the sky?"}]
+SEARCH_TOOL = {"type": "function", "function": {
+    "name": "search_knowledge_base", "description": "Search the documents.",
+    "parameters": {"type": "object", "properties": {"query": {"type": "string"}}}}}
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[FakeGptOss]:
+    with FakeGptOss() as fake:
+        yield fake
+
+
+@pytest.fixture(autouse=True)
+def _clean(server: FakeGptOss) -> None:
+    server.reset()
+
+
+_CLIENTS: dict[tuple, LLMClient] = {}
+
+
+def client(server: FakeGptOss, **config: object) -> LLMClient:
+    """A client of the loopback server (cached: building the SDK client costs ~70 ms)."""
+    values: dict = {"base_url": server.base_url, "api_key": "sk-test", "model": MODEL}
+    values.update(config)
+    key = tuple(sorted(values.items()))
+    if key not in _CLIENTS:
+        _CLIENTS[key] = LLMClient(LLMConfig(**values))
+    return _CLIENTS[key]
+
+
+def run(items: list) -> tuple[str, str, list]:
+    """(reasoning, answer, other items) of a finished stream."""
+    reasoning = "".join(i.text for i in items if isinstance(i, ReasoningDelta))
+    answer = "".join(i.text for i in items if isinstance(i, ContentDelta))
+    rest = [i for i in items if not isinstance(i, ReasoningDelta | ContentDelta)]
+    return reasoning, answer, rest
+
+
+# --- reasoning formats -----------------------------------------------------------------------
+
+@pytest.mark.parametrize("field", ["reasoning", "reasoning_content"])
+def test_reasoning_field_is_separated_from_the_answer(server: FakeGptOss, field: str) -> None:
+    server.script(reasoning_answer(["The user ", "asks about", " the sky."],
+                                   ["The sky ", "is blue [1]."], field=field))
+    items = list(client(server).stream_chat(ASK))
+    reasoning, answer, rest = run(items)
+    assert reasoning == "The user asks about the sky."
+    assert answer == "The sky is blue [1]."
+    assert rest == [Usage(42, 17, 59)]
+    # reasoning comes first, as streamed
+    assert isinstance(items[0], ReasoningDelta)
+
+
+def test_both_reasoning_fields_in_one_delta_are_not_doubled(server: FakeGptOss) -> None:
+    server.script(SSE([{"reasoning": "Think.", "reasoning_content": "Think."},
+                       {"content": "Done."}]))
+    reasoning, answer, _ = run(list(client(server).stream_chat(ASK)))
+    assert (reasoning, answer) == ("Think.", "Done.")
+
+
+HARMONY = ("<|channel|>analysis<|message|>Need sky.<|end|>"
+           "<|start|>assistant<|channel|>final<|message|>Blue [1].<|return|>")
+
+
+@pytest.mark.parametrize("cut", range(1, len(HARMONY)))
+def test_harmony_markup_split_at_any_point(server: FakeGptOss, cut: int) -> None:
+    server.script(content_stream([HARMONY[:cut], HARMONY[cut:]]))
+    reasoning, answer, _ = run(list(client(server).stream_chat(ASK)))
+    assert reasoning == "Need sky."
+    assert answer == "Blue [1]."
+
+
+def test_harmony_one_character_per_chunk(server: FakeGptOss) -> None:
+    server.script(content_stream(list(HARMONY)))
+    items = list(client(server).stream_chat(ASK))
+    reasoning, answer, _ = run(items)
+    assert (reasoning, answer) == ("Need sky.", "Blue [1].")
+    for item in items:
+        assert "<|" not in getattr(item, "text", "") and "|>" not in getattr(item, "text", "")
+
+
+def test_harmony_parser_holds_back_only_partial_tags() -> None:
+    parser = HarmonyParser()
+    assert parser.feed("Plain answer <") == [ContentDelta("Plain answer ")]
+    assert parser.feed("b>bold</b> a<|") == [ContentDelta("<b>bold</b> a")]
+    assert parser.close() == [ContentDelta("<|")]
+
+
+def test_harmony_commentary_and_constrain_never_reach_the_answer() -> None:
+    text = ("<|channel|>analysis<|message|>Plan.<|end|><|start|>assistant<|channel|>commentary"
+            "<|message|>Let me check.<|end|><|start|>assistant<|channel|>final <|constrain|>"
+            "text<|message|>Answer.<|return|>")
+    assert split_reasoning(text) == ("Plan.Let me check.", "Answer.")
+
+
+def test_harmony_raw_tool_call_with_tools_is_unsupported(server: FakeGptOss) -> None:
+    server.script(content_stream([
+        "<|channel|>analysis<|message|>Search.<|end|><|start|>assistant<|channel|>commentary "
+        "to=functions.search_knowledge_base <|constrain|>json<|message|>", '{"query":"sky"}',
+        "<|call|>"]))
+    with pytest.raises(ToolCallingUnsupported, match="raw harmony"):
+        list(client(server).stream_chat(ASK, tools=[SEARCH_TOOL]))
+
+
+THINK = "<think>Sky?</think>\n\nBlue."
+
+
+@pytest.mark.parametrize("cut", range(1, len(THINK)))
+def test_think_tags_are_reasoning(server: FakeGptOss, cut: int) -> None:
+    server.script(content_stream([THINK[:cut], THINK[cut:]]))
+    reasoning, answer, _ = run(list(client(server).stream_chat(ASK)))
+    assert (reasoning, answer) == ("Sky?", "Blue.")
+
+
+def test_think_tag_after_answer_text_is_literal() -> None:
+    assert split_reasoning("Use <think> tags.") == ("", "Use <think> tags.")
+
+
+# --- tool calls ------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("names", "repeat_name", "repeat_id"), [
+    (["search_knowledge_base"], False, False),
+    (["search_knowledge_base"], True, True),  # name and id in every chunk (vLLM, LM Studio)
+    (["search_", "knowledge", "_base"], False, False),  # the name itself split
+])
+def test_streamed_tool_call_is_assembled(server: FakeGptOss, names: list[str],
+                                         repeat_name: bool, repeat_id: bool) -> None:
+    server.script(tool_call_stream(names, ['{"que', 'ry": "blue', ' sky", ', '"k": 3}'],
+                                   repeat_name=repeat_name, repeat_id=repeat_id,
+                                   reasoning="Search first."))
+    items = list(client(server).stream_chat(ASK, tools=[SEARCH_TOOL]))
+    reasoning, answer, rest = run(items)
+    assert reasoning == "Search first."
+    assert answer == ""
+    ready = [i for i in rest if isinstance(i, ToolCallsReady)]
+    assert len(ready) == 1
+    (call,) = ready[0].calls
+    assert (call.id, call.name, call.arguments) == (
+        "call_abc123", "search_knowledge_base", {"query": "blue sky", "k": 3})
+    assert server.requests[-1]["tools"] == [SEARCH_TOOL]
+
+
+def test_two_parallel_tool_calls(server: FakeGptOss) -> None:
+    first = tool_call_stream(["search_knowledge_base"], ['{"query":', '"a"}'], call_id="c1")
+    second = tool_call_stream(["search_knowledge_base"], ['{"query":', '"b"}'], call_id="c2",
+                              index=1)
+    server.script(SSE(first.deltas + second.deltas, finish_reason="tool_calls"))
+    _, _, rest = run(list(client(server).stream_chat(ASK, tools=[SEARCH_TOOL])))
+    (ready,) = [i for i in rest if isinstance(i, ToolCallsReady)]
+    assert [(c.id, c.arguments["query"]) for c in ready.calls] == [("c1", "a"), ("c2", "b")]
+
+
+def test_tool_call_pending_at_stream_end_without_tool_calls_finish(server: FakeGptOss) -> None:
+    stream = tool_call_stream(["search_knowledge_base"], ['{"query": "x"}'])
+    stream.finish_reason = "stop"
+    server.script(stream)
+    _, _, rest = run(list(client(server).stream_chat(ASK, tools=[SEARCH_TOOL])))
+    assert [type(i) for i in rest] == [ToolCallsReady, Usage]
+    assert rest[0].calls[0].arguments == {"query": "x"}
+
+
+def test_broken_tool_call_arguments_are_unsupported(server: FakeGptOss) -> None:
+    server.script(tool_call_stream(["search_knowledge_base"], ['{"query": "sky', ' blue']))
+    with pytest.raises(ToolCallingUnsupported, match="broken arguments"):
+        list(client(server).stream_chat(ASK, tools=[SEARCH_TOOL]))
+
+
+def test_ollama_tool_calls_are_refused_up_front(server: FakeGptOss) -> None:
+    llm = client(server, provider="ollama")
+    with pytest.raises(ToolCallingUnsupported, match="ollama"):
+        list(llm.stream_chat(ASK, tools=[SEARCH_TOOL]))
+    assert server.requests == []
+    assert not provider_streams_tool_calls("ollama")
+    assert provider_streams_tool_calls("vllm")
+    assert provider_streams_tool_calls("openai-compatible")
+
+
+# --- request shape ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("effort", ["low", "medium", "high"])
+def test_effort_is_sent_as_reasoning_effort(server: FakeGptOss, effort: str) -> None:
+    list(client(server).stream_chat(ASK, effort=effort))
+    body = server.requests[-1]
+    assert body["reasoning_effort"] == effort
+    assert "reasoning" not in body
+    assert body["stream"] is True
+    assert body["stream_options"] == {"include_usage": True}
+    assert (body["temperature"], body["top_p"], body["max_tokens"]) == (1.0, 1.0, 2048)
+    assert body["model"] == MODEL and body["messages"] == ASK
+    assert server.headers[-1]["authorization"] == "Bearer sk-test"
+
+
+def test_openrouter_effort_goes_in_the_reasoning_object(server: FakeGptOss) -> None:
+    list(client(server, provider="openrouter").stream_chat(ASK, effort="high"))
+    body = server.requests[-1]
+    assert body["reasoning"] == {"effort": "high"}
+    assert "reasoning_effort" not in body
+
+
+def test_invalid_effort_is_a_config_error(server: FakeGptOss) -> None:
+    with pytest.raises(ConfigError, match="effort"):
+        list(client(server).stream_chat(ASK, effort="extreme"))
+
+
+def test_provider_guess_presets_and_settings() -> None:
+    assert guess_provider("https://openrouter.ai/api/v1") == "openrouter"
+    assert guess_provider("http://localhost:11434/v1") == "ollama"
+    assert guess_provider("http://localhost:8000/v1") == "openai-compatible"
+    assert LLMConfig("http://gpu:11434/v1", "x", "m").provider_name == "ollama"
+    assert LLMConfig("http://gpu:11434/v1", "x", "m", provider="vLLM").provider_name == "vllm"
+    with pytest.raises(ConfigError, match="LLM_PROVIDER"):
+        LLMConfig("http://x/v1", "x", "m", provider="nonsense")
+    assert {n: (p.base_url, p.model) for n, p in PRESETS.items()} == {
+        "ollama": ("http://localhost:11434/v1", "gpt-oss:20b"),
+        "vllm": ("http://localhost:8000/v1", "openai/gpt-oss-20b"),
+        "lmstudio": ("http://localhost:1234/v1", "openai/gpt-oss-20b"),
+        "llamacpp": ("http://localhost:8080/v1", "gpt-oss-20b"),
+        "openrouter": ("https://openrouter.ai/api/v1", "openai/gpt-oss-120b"),
+    }
+    assert PRESETS["ollama"].api_key == "ollama"
+    config = LLMConfig.from_settings(Settings(llm_max_output_tokens=512, llm_timeout=5.0))
+    assert (config.base_url, config.model, config.provider_name) == (
+        "http://localhost:11434/v1", "gpt-oss:20b", "ollama")
+    assert (config.max_output_tokens, config.timeout) == (512, 5.0)
+
+
+# --- complete / check ------------------------------------------------------------------------
+
+def test_complete_returns_the_answer_without_reasoning(server: FakeGptOss) -> None:
+    server.script(completion("  blue sky colour\n", reasoning="The user wants..."))
+    assert client(server).complete(ASK) == "blue sky colour"
+    body = server.requests[-1]
+    assert body["reasoning_effort"] == "low" and not body.get("stream")
+
+
+def test_complete_strips_raw_harmony(server: FakeGptOss) -> None:
+    server.script(completion(HARMONY))
+    assert client(server).complete(ASK) == "Blue [1]."
+
+
+def test_complete_with_only_reasoning_is_an_error(server: FakeGptOss) -> None:
+    server.script(completion("<|channel|>analysis<|message|>Still thinking",
+                             finish_reason="length"))
+    with pytest.raises(LLMError, match="LLM_MAX_OUTPUT_TOKENS"):
+        client(server).complete(ASK)
+
+
+def test_check_lists_models(server: FakeGptOss) -> None:
+    assert "gpt-oss-20b is available" in client(server).check()
+    with pytest.raises(ModelNotFound, match="Set LLM_MODEL to one of: gpt-oss-20b"):
+        client(server, model="llama3").check()
+
+
+# --- errors ----------------------------------------------------------------------------------
+
+def test_401_asks_for_the_api_key(server: FakeGptOss) -> None:
+    server.script(http_error(401, "Incorrect API key provided", code="invalid_api_key"))
+    with pytest.raises(LLMAuthError, match=r"rejected the API key \(401\)\. Set OPENAI_API_KEY"):
+        list(client(server).stream_chat(ASK))
+    assert server.chat_requests == 1
+
+
+def test_404_model_lists_the_available_models(server: FakeGptOss) -> None:
+    server.script(model_not_found("gpt-oss:120b"))
+    llm = client(server, model="gpt-oss:120b")
+    with pytest.raises(ModelNotFound) as caught:
+        list(llm.stream_chat(ASK))
+    message = str(caught.value)
+    assert f"Model 'gpt-oss:120b' is not available on {server.base_url}" in message
+    assert "Set LLM_MODEL to one of: gpt-oss-20b, openai/gpt-oss-20b, gpt-oss:20b" in message
+    assert server.paths[-1] == "GET /v1/models"
+
+
+def test_404_without_a_model_list_says_so(server: FakeGptOss) -> None:
+    server.script(http_error(404, "model 'x' not found, try pulling it first"))
+    saved, server.models = server.models, None
+    try:
+        with pytest.raises(ModelNotFound, match="model list could not be read"):
+            list(client(server, model="x").stream_chat(ASK))
+    finally:
+        server.models = saved
+
+
+def test_wrong_base_path_is_not_blamed_on_the_model(server: FakeGptOss) -> None:
+    llm = LLMClient(LLMConfig(server.base_url.removesuffix("/v1"), "k", MODEL))
+    with pytest.raises(LLMError, match="ends in /v1"):
+        list(llm.stream_chat(ASK))
+
+
+def test_429_honours_retry_after_then_succeeds(server: FakeGptOss) -> None:
+    server.script(rate_limited("1"), rate_limited(None, retry_after_ms="50"))
+    started = time.monotonic()
+    items = list(client(server, max_retries=2).stream_chat(ASK))
+    elapsed = time.monotonic() - started
+    retries = [i for i in items if isinstance(i, Retrying)]
+    assert len(retries) == 2
+    assert "429" in retries[0].message and "retrying in 1 s" in retries[0].message
+    assert "retrying in 0.05 s" in retries[1].message
+    assert 1.0 <= elapsed < 10
+    assert server.chat_requests == 3
+    assert run(items)[1] == "I found no numbered sources to cite."  # the echo default
+
+
+def test_429_retries_are_bounded(server: FakeGptOss) -> None:
+    server.script(*[rate_limited("0") for _ in range(5)])
+    items: list = []
+    with pytest.raises(RateLimited, match="rate limited"):
+        for item in client(server, max_retries=2).stream_chat(ASK):
+            items.append(item)
+    assert server.chat_requests == 3
+    assert len(items) == 2 and all(isinstance(i, Retrying) for i in items)
+
+
+def test_retry_wait_is_capped(server: FakeGptOss) -> None:
+    waits: list[float] = []
+    server.script(rate_limited("3600"))
+    llm = LLMClient(LLMConfig(server.base_url, "k", MODEL, max_retries=1), sleep=waits.append)
+    items = list(llm.stream_chat(ASK))
+    assert waits == [30.0]
+    assert "retrying in 30 s" in items[0].message
+
+
+def test_5xx_is_retried(server: FakeGptOss) -> None:
+    server.script(http_error(503, "Service Unavailable", type="server_error",
+                             headers={"Retry-After": "0"}))
+    items = list(client(server).stream_chat(ASK))
+    assert isinstance(items[0], Retrying) and "503" in items[0].message
+    assert server.chat_requests == 2
+
+
+def test_400_context_too_long(server: FakeGptOss) -> None:
+    server.script(context_too_long())
+    with pytest.raises(ContextTooLongError, match="maximum context length is 8192") as caught:
+        list(client(server).stream_chat(ASK))
+    assert "LLM_CONTEXT_TOKENS" in str(caught.value)
+    assert server.chat_requests == 1
+
+
+def test_other_400_is_reported_with_the_server_message(server: FakeGptOss) -> None:
+    server.script(http_error(400, "temperature must be <= 2"))
+    with pytest.raises(LLMError, match=r"refused the request \(400\): temperature must be"):
+        list(client(server).stream_chat(ASK))
+
+
+def test_error_event_mid_stream(server: FakeGptOss) -> None:
+    server.script(SSE([{"reasoning": "Hm."}, {"content": "The sky"}],
+                      error={"message": "CUDA out of memory", "type": "server_error"}))
+    items: list = []
+    with pytest.raises(LLMError, match="stopped in the middle of the answer: CUDA out"):
+        for item in client(server).stream_chat(ASK):
+            items.append(item)
+    assert run(items)[:2] == ("Hm.", "The sky")
+    assert server.chat_requests == 1  # no retry once deltas went out
+
+
+@pytest.mark.parametrize("drop", ["chunked", "eof"])
+def test_dropped_connection_mid_stream(server: FakeGptOss, drop: str) -> None:
+    server.script(SSE([{"content": "The sky is"}], drop=drop))  # type: ignore[arg-type]
+    items: list = []
+    with pytest.raises(LLMError, match="stopped in the middle of the answer"):
+        for item in client(server).stream_chat(ASK):
+            items.append(item)
+    assert run(items)[1] == "The sky is"
+    assert server.chat_requests == 1
+
+
+def test_length_finish_before_any_answer(server: FakeGptOss) -> None:
+    server.script(reasoning_answer(["Long thought"], [], finish_reason="length"))
+    with pytest.raises(LLMError, match="LLM_MAX_OUTPUT_TOKENS"):
+        list(client(server).stream_chat(ASK))
+
+
+def test_unreachable_server() -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    url = f"http://127.0.0.1:{port}/v1"
+    llm = LLMClient(LLMConfig(url, "k", MODEL))
+    message = f"Cannot reach the LLM server at {url}. Is it running? Set OPENAI_BASE_URL."
+    with pytest.raises(LLMUnreachable) as caught:
+        list(llm.stream_chat(ASK))
+    assert str(caught.value) == message
+    with pytest.raises(LLMUnreachable):
+        llm.check()
+
+
+def test_timeout(server: FakeGptOss) -> None:
+    server.script(SSE([{"content": "late"}], delay=1.5))
+    with pytest.raises(LLMTimeout, match="LLM_TIMEOUT"):
+        list(client(server, timeout=0.3).stream_chat(ASK))
+
+
+# --- the echo RAG default used by later pipeline tests ---------------------------------------
+
+def test_echo_default_cites_and_quotes_source_one(server: FakeGptOss) -> None:
+    source = "[1] sky.md\nThe sky looks blue because air scatters short wavelengths of light."
+    messages = [{"role": "system", "content": "Answer from the sources."},
+                {"role": "user", "content": f"Why is the sky blue?\n\nSources:\n{source}"}]
+    reasoning, answer, rest = run(list(client(server).stream_chat(messages)))
+    assert reasoning == ECHO_REASONING
+    assert answer == f'According to [1], "{echo_quote(source)}".'
+    assert echo_quote(source) == "sky.md The sky looks blue because air scatters short wavelen"
+    assert isinstance(rest[-1], Usage)
+
+
+def test_echo_default_agent_round_trip(server: FakeGptOss) -> None:
+    llm = client(server)
+    question = {"role": "user", "content": "Why is the sky blue?"}
+    _, _, rest = run(list(llm.stream_chat([question], tools=[SEARCH_TOOL])))
+    (ready,) = [i for i in rest if isinstance(i, ToolCallsReady)]
+    (call,) = ready.calls
+    assert (call.name, call.arguments) == ("search_knowledge_base",
+                                           {"query": "Why is the sky blue?", "k": 3})
+    follow_up = [question,
+                 {"role": "assistant", "content": None, "tool_calls": [
+                     {"id": call.id, "type": "function",
+                      "function": {"name": call.name, "arguments": '{"query": "sky"}'}}]},
+                 {"role": "tool", "tool_call_id": call.id,
+                  "content": "[1] sky.md\nRayleigh scattering makes the sky blue."}]
+    _, answer, rest = run(list(llm.stream_chat(follow_up, tools=[SEARCH_TOOL])))
+    assert answer == 'According to [1], "sky.md Rayleigh scattering makes the sky blue.".'
+    assert not any(isinstance(i, ToolCallsReady) for i in rest)
+
+
+def test_echo_default_rewrite(server: FakeGptOss) -> None:
+    history = "User: What is Milvus?\nAssistant: A vector DB [1].\nUser: How do I install it?"
+    assert client(server).complete([{"role": "user", "content": history}]) == (
+        "How do I install it?")
