@@ -64,7 +64,7 @@ def embedding_text(chunk: Chunk) -> str:
     return f"{heading}\n{chunk.text}" if heading else chunk.text
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)
 class _Job:
     index: int
     source: str
@@ -125,6 +125,7 @@ class _Run:
         self.jobs: list[_Job] = []
         self.open: list[_Job] = []  # begun, not yet committed or aborted
         self.buffer: list[tuple[_Job, Chunk]] = []
+        self.by_sha: dict[str, str] = {}  # content seen in this run -> its document name
 
     def _progress(self, job: _Job, stage: Stage) -> None:
         pages = job.doc.pages if job.doc else None
@@ -177,6 +178,11 @@ class _Run:
         if twin is not None and twin.doc_id != job.source:
             self._finish(job, IngestResult(job.source, "skipped", twin.pages, twin.chunks,
                                            reason=f"same content as {twin.source}"))
+            return True
+        earlier = self.by_sha.setdefault(doc.sha256, job.source)
+        if earlier != job.source:
+            self._finish(job, IngestResult(job.source, "skipped", doc.pages,
+                                           reason=f"same content as {earlier}"))
             return True
         return False
 

@@ -27,6 +27,7 @@ META_ID = "__meta__"
 PENDING = "pending"
 ACTIVE = "active"
 MAX_TEXT = 65_535
+QUERY_WINDOW = 16_384  # Milvus caps offset + limit of one query here
 CHUNK_FIELDS = ["doc_id", "source", "text", "heading", "page", "page_end", "position"]
 DOC_FIELDS = [
     "doc_id", "state", "version", "sha256", "source", "kind", "pages", "chunks", "added_at", "meta",
@@ -174,7 +175,12 @@ class MilvusStore:
             if limit is not None:
                 return list(self._client.query(collection, filter=expr, output_fields=fields,
                                                limit=limit))
-            rows: list[dict[str, Any]] = []
+            rows = list(self._client.query(collection, filter=expr, output_fields=fields,
+                                           limit=QUERY_WINDOW))
+            if len(rows) < QUERY_WINDOW:
+                return rows
+            # More rows than one query window holds: page through them with an iterator.
+            rows = []
             iterator = self._client.query_iterator(collection, filter=expr,
                                                    output_fields=fields, batch_size=1000)
             while batch := iterator.next():

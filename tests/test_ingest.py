@@ -1,0 +1,141 @@
+"""Ingest, re-ingest, delete, filter and search against real Milvus Lite and real files."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from pypdf import PdfReader
+
+from rag.errors import DocumentNotFoundError, ModelMismatchError
+from rag.ingest import Ingestor
+from rag.retrieval import Retriever
+from rag.store import MilvusStore
+from tests.conftest import MILVUS_DOCS, PDFS
+
+GOOD_PDFS = sorted(p.name for p in PDFS.glob("*.pdf") if not p.name.startswith("edge-"))
+
+
+def _page_with(pdf: Path, phrase: str) -> int:
+    for number, page in enumerate(PdfReader(pdf).pages, start=1):
+        if phrase.lower() in " ".join((page.extract_text() or "").split()).lower():
+            return number
+    raise AssertionError(f"{phrase!r} not in {pdf.name}")
+
+
+def test_pdf_folder_ingests_good_files_and_fails_broken_ones_alone(ingestor: Ingestor,
+                                                                    store: MilvusStore):
+    results = {r.source: r for r in ingestor.ingest_paths([PDFS])}
+    assert results.pop("SOURCES.md").status == "added"  # the folder's Markdown file
+    assert sorted(s for s, r in results.items() if r.status == "added") == GOOD_PDFS
+    encrypted = results["edge-encrypted-aes256-nist-sp800-145.pdf"]
+    truncated = results["edge-truncated-nist-sp800-145.pdf"]
+    assert encrypted.status == "failed" and "encrypted" in encrypted.reason.lower()
+    assert truncated.status == "failed" and truncated.reason
+    listed = {d.source: d for d in store.list_documents() if d.kind == "pdf"}
+    assert sorted(listed) == GOOD_PDFS
+    for name in GOOD_PDFS:
+        assert listed[name].pages == len(PdfReader(PDFS / name).pages)
+        assert listed[name].chunks == results[name].chunks == store.count_chunks(name)
+    assert store.count_chunks("edge-encrypted-aes256-nist-sp800-145.pdf") == 0
+    assert store.count_chunks() == sum(d.chunks for d in store.list_documents())
+
+
+def test_hits_carry_page_numbers_and_scores(ingestor: Ingestor, retriever: Retriever):
+    pdf = PDFS / "nist-sp800-88r1-media-sanitization-64p.pdf"
+    ingestor.ingest_paths([pdf])
+    phrase = "cryptographic erase"
+    expected_pages = {n for n, page in enumerate(PdfReader(pdf).pages, start=1)
+                      if phrase in " ".join((page.extract_text() or "").split()).lower()}
+    hits = retriever.search("What is cryptographic erase (CE)?", k=5)
+    assert hits, "no hits"
+    assert all(h.source == pdf.name and h.page is not None for h in hits)
+    top = hits[0]
+    assert top.page in expected_pages or (
+        top.page_end is not None and expected_pages & set(range(top.page, top.page_end + 1)))
+    assert [h.rank for h in hits] == list(range(1, len(hits) + 1))
+    assert hits == sorted(hits, key=lambda h: h.score, reverse=True)
+    assert any(h.dense_score is not None and 0 < h.dense_score <= 1 for h in hits)
+    assert any(h.bm25_score is not None and h.bm25_score > 0 for h in hits)
+
+
+def test_single_retriever_modes(ingestor: Ingestor, retriever: Retriever):
+    ingestor.ingest_paths([PDFS / "nist-sp800-145-cloud-definition-7p.pdf"])
+    dense = retriever.search("essential characteristics of cloud computing", 3, mode="dense")
+    bm25 = retriever.search("essential characteristics of cloud computing", 3, mode="bm25")
+    assert dense and all(h.dense_score is not None and h.bm25_score is None for h in dense)
+    assert bm25 and all(h.bm25_score is not None and h.dense_score is None for h in bm25)
+    page = _page_with(PDFS / "nist-sp800-145-cloud-definition-7p.pdf", "On-demand self-service")
+    assert page in {h.page for h in bm25}
+
+
+def test_markdown_heading_paths(ingestor: Ingestor, retriever: Retriever):
+    ingestor.ingest_paths([MILVUS_DOCS / "faq"])
+    hits = retriever.search("how come etcd holds no vectors?", k=3)
+    assert hits[0].source == "product_faq.md"
+    assert "vector data" in hits[0].heading.lower() and "etcd" in hits[0].heading.lower()
+    assert " > " in hits[0].heading  # the page title, then the question
+
+
+def test_reingest_skips_unchanged_and_replaces_changed(tmp_path: Path, ingestor: Ingestor,
+                                                       store: MilvusStore, retriever: Retriever):
+    note = tmp_path / "notes.md"
+    note.write_text("# Keys\n\nRotate the signing keys every ninety days with keyctl.\n")
+    assert [r.status for r in ingestor.ingest_paths([note])] == ["added"]
+    assert [r.status for r in ingestor.ingest_paths([note])] == ["skipped"]
+    note.write_text("# Keys\n\nRotate the signing keys every thirty days with vaultctl.\n"
+                    "\n## Audit\n\nAudit logs are kept for a year.\n")
+    [result] = ingestor.ingest_paths([note])
+    assert result.status == "replaced"
+    assert [d.source for d in store.list_documents()] == ["notes.md"]
+    assert store.count_chunks("notes.md") == result.chunks == 2
+    texts = " ".join(h.text for h in retriever.search("how often rotate keys", k=10))
+    assert "thirty" in texts and "ninety" not in texts
+
+
+def test_same_content_under_another_name_is_skipped(tmp_path: Path, ingestor: Ingestor,
+                                                    store: MilvusStore):
+    original = PDFS / "pysample-libreoffice-1page.pdf"
+    copy = tmp_path / "copy-of-sample.pdf"
+    shutil.copy(original, copy)
+    first, second = ingestor.ingest_paths([original, copy])
+    assert first.status == "added"
+    assert second.status == "skipped" and original.name in second.reason
+    assert [d.source for d in store.list_documents()] == [original.name]
+
+
+def test_delete_and_filter(ingestor: Ingestor, store: MilvusStore, retriever: Retriever):
+    ingestor.ingest_paths([PDFS / "nist-sp800-145-cloud-definition-7p.pdf",
+                           PDFS / "acl2016-sennrich-subword-nmt-2col.pdf"])
+    only = retriever.search("cloud computing definition", k=5,
+                            doc_ids=["acl2016-sennrich-subword-nmt-2col.pdf"])
+    assert only and {h.source for h in only} == {"acl2016-sennrich-subword-nmt-2col.pdf"}
+    info = store.delete_document("nist-sp800-145-cloud-definition-7p.pdf")
+    assert info.chunks > 0
+    assert [d.source for d in store.list_documents()] == ["acl2016-sennrich-subword-nmt-2col.pdf"]
+    assert store.count_chunks("nist-sp800-145-cloud-definition-7p.pdf") == 0
+    hits = retriever.search("cloud computing definition", k=10)
+    assert "nist-sp800-145-cloud-definition-7p.pdf" not in {h.source for h in hits}
+    with pytest.raises(DocumentNotFoundError):
+        store.delete_document("nist-sp800-145-cloud-definition-7p.pdf")
+
+
+def test_other_embedding_model_is_a_clear_error(tmp_path: Path, embedder):
+    MilvusStore(str(tmp_path / "kb.db"), embedding_model=embedder.name,
+                dimension=embedder.dimension).close()
+    with pytest.raises(ModelMismatchError, match="all-MiniLM-L6-v2"):
+        MilvusStore(str(tmp_path / "kb.db"), embedding_model="bge-small-en-v1.5",
+                    dimension=384)
+
+
+def test_chunk_ids_are_deterministic(tmp_path: Path, embedder):
+    ids = []
+    for name in ("a", "b"):
+        store = MilvusStore(str(tmp_path / f"{name}.db"), embedding_model=embedder.name,
+                            dimension=embedder.dimension)
+        Ingestor(store, embedder).ingest_paths([PDFS / "nist-sp800-145-cloud-definition-7p.pdf"])
+        hits = Retriever(store, embedder).search("cloud", k=50, mode="bm25")
+        ids.append(sorted(h.chunk_id for h in hits))
+        store.close()
+    assert ids[0] == ids[1] and ids[0]
