@@ -1,0 +1,250 @@
+"""The web app's API through gradio_client: the real app, Milvus Lite, MiniLM, a loopback LLM."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from gradio_client import Client, handle_file
+
+from rag.embedding import LocalEmbedder
+from rag.kb import KnowledgeBase
+from rag.settings import Settings
+from rag.ui import ChatSession, Reply, build_app, launch, link_citations, sources_html
+from tests.llm_server import ECHO_REASONING, FakeGptOss
+
+PDF = Path(__file__).resolve().parents[2] / "shared" / "data" / "pdfs" / (
+    "nist-sp800-145-cloud-definition-7p.pdf")
+PDF_NAME = PDF.name
+QUESTION = "What are the essential characteristics of cloud computing?"
+
+
+def free_port() -> int:
+    """A loopback port nobody listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class RunningApp:
+    """The Gradio app over a fresh knowledge base, served on a free loopback port."""
+
+    def __init__(self, db: Path, llm_url: str, embedder: LocalEmbedder) -> None:
+        settings = Settings(milvus_uri=str(db), openai_base_url=llm_url,
+                            llm_model="gpt-oss-20b", llm_timeout=20.0, top_k=4)
+        self.kb = KnowledgeBase(settings)
+        self.kb.embedder = embedder  # share the session's loaded model
+        self.demo = build_app(self.kb)
+        port = free_port()
+        launch(self.demo, prevent_thread_lock=True, server_name="127.0.0.1", server_port=port,
+               quiet=True)
+        self.url = f"http://127.0.0.1:{port}/"
+
+    def client(self) -> Client:
+        """A new API client: a new session."""
+        return Client(self.url, verbose=False)
+
+    def close(self) -> None:
+        """Stop serving and release the database."""
+        self.demo.close()
+        self.kb.close()
+
+
+@pytest.fixture(scope="module")
+def llm() -> Iterator[FakeGptOss]:
+    """The loopback gpt-oss server."""
+    with FakeGptOss() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory: pytest.TempPathFactory, llm: FakeGptOss,
+        embedder: LocalEmbedder) -> Iterator[RunningApp]:
+    """The app with the NIST PDF ingested through /ingest."""
+    running = RunningApp(tmp_path_factory.mktemp("ui") / "kb.db", llm.base_url, embedder)
+    yield running
+    running.close()
+
+
+@pytest.fixture(scope="module")
+def ingested(app: RunningApp) -> list[dict[str, Any]]:
+    """The /ingest result for the PDF."""
+    return app.client().predict([handle_file(str(PDF))], api_name="/ingest")
+
+
+@pytest.fixture(scope="module")
+def no_llm_app(tmp_path_factory: pytest.TempPathFactory,
+               embedder: LocalEmbedder) -> Iterator[RunningApp]:
+    """The app with an LLM URL where nothing listens."""
+    closed = f"http://127.0.0.1:{free_port()}/v1"
+    running = RunningApp(tmp_path_factory.mktemp("ui-nollm") / "kb.db", closed, embedder)
+    yield running
+    running.close()
+
+
+def test_api_lists_the_three_public_endpoints(app: RunningApp) -> None:
+    endpoints = app.client().view_api(print_info=False, return_format="dict")
+    assert {"/ingest", "/search", "/ask"} <= set(endpoints["named_endpoints"])
+    assert "/chat" not in endpoints["named_endpoints"]  # the UI's own event stays undocumented
+
+
+def test_ingest_adds_the_pdf_under_its_original_name(app: RunningApp,
+                                                      ingested: list[dict[str, Any]]) -> None:
+    assert len(ingested) == 1
+    result = ingested[0]
+    assert result["source"] == PDF_NAME
+    assert result["status"] == "added"
+    assert result["pages"] == 7
+    assert result["chunks"] > 0
+    docs = app.kb.store.list_documents()
+    assert [d.source for d in docs] == [PDF_NAME]
+    assert app.kb.store.count_chunks(PDF_NAME) == result["chunks"]
+
+
+def test_ingest_again_is_skipped_and_bad_types_fail(app: RunningApp, ingested: list,
+                                                    tmp_path: Path) -> None:
+    odd = tmp_path / "slides.pptx"
+    odd.write_bytes(b"PK\x03\x04 not a document we read")
+    results = app.client().predict([handle_file(str(PDF)), handle_file(str(odd))],
+                                   api_name="/ingest")
+    assert [(r["source"], r["status"]) for r in results] == [
+        (PDF_NAME, "skipped"), ("slides.pptx", "failed")]
+    assert results[0]["reason"] == "unchanged"
+    assert "unsupported file type (.pptx)" in results[1]["reason"]
+
+
+def test_search_returns_hits_with_scores(app: RunningApp, ingested: list) -> None:
+    hits = app.client().predict("essential characteristics of cloud computing", 3, "hybrid",
+                                api_name="/search")
+    assert 1 <= len(hits) <= 3
+    assert [h["rank"] for h in hits] == list(range(1, len(hits) + 1))
+    for hit in hits:
+        assert hit["source"] == PDF_NAME
+        assert 1 <= hit["page"] <= 7
+        assert hit["text"]
+        assert hit["score"] > 0
+    assert any(h["dense_score"] is not None and 0 < h["dense_score"] <= 1 for h in hits)
+    assert any(h["bm25_score"] is not None and h["bm25_score"] > 0 for h in hits)
+    dense = app.client().predict("on-demand self-service", 2, "dense", api_name="/search")
+    assert all(h["bm25_score"] is None and h["dense_score"] > 0 for h in dense)
+
+
+def test_search_rejects_an_unknown_mode(app: RunningApp, ingested: list) -> None:
+    with pytest.raises(Exception, match="mode must be one of"):
+        app.client().predict("cloud", 3, "fuzzy", api_name="/search")
+
+
+def test_ask_streams_the_answer_with_sources_and_citations(app: RunningApp, ingested: list,
+                                                          llm: FakeGptOss) -> None:
+    llm.reset()
+    job = app.client().submit(QUESTION, "low", 3, "hybrid", False, api_name="/ask")
+    streamed = [(answer, details) for answer, details in job]
+    answer, details = job.result()
+    answers = [a for a, _ in streamed]
+    assert len({a for a in answers if a}) >= 3  # the answer grew token by token
+    assert all(answer.startswith(a) for a in answers)
+    assert answer.startswith("According to [1]")
+    assert details["done"] is True
+    assert details["error"] is None
+    assert details["reasoning"] == ECHO_REASONING
+    assert details["citations"] == [1]
+    assert details["unknown_citations"] == []
+    sources = details["sources"]
+    assert [s["n"] for s in sources] == list(range(1, len(sources) + 1))
+    assert 1 <= len(sources) <= 3
+    assert all(s["source"] == PDF_NAME and s["page"] for s in sources)
+    assert sources[0]["dense_score"] is not None
+    # the model was asked with the sources in its prompt and the chosen effort
+    request = llm.requests[-1]
+    assert request["reasoning_effort"] == "low"
+    assert sources[0]["text"][:40] in request["messages"][-1]["content"]
+    # sources arrive before the answer is complete
+    assert any(d["sources"] and not d["done"] for _, d in streamed)
+
+
+def test_ask_with_agentic_search_reports_the_searches(app: RunningApp, ingested: list,
+                                                      llm: FakeGptOss) -> None:
+    llm.reset()
+    answer, details = app.client().predict("What is a community cloud?", "medium", 2,
+                                           "hybrid", True, api_name="/ask")
+    assert details["searches"], details
+    assert details["searches"][0]["arguments"]["query"].startswith("What is a community cloud?")
+    assert details["searches"][0]["sources"]
+    assert answer.startswith("According to [1]")
+    assert details["done"] and details["error"] is None
+    assert any(m.get("role") == "tool" for m in llm.requests[-1]["messages"])
+
+
+def test_ask_without_a_reachable_llm_returns_sources_and_what_to_configure(
+        no_llm_app: RunningApp) -> None:
+    client = no_llm_app.client()
+    _, empty = client.predict(QUESTION, api_name="/ask")
+    assert empty["error"] and "upload documents" in empty["error"]
+    assert client.predict([handle_file(str(PDF))], api_name="/ingest")[0]["status"] == "added"
+    answer, details = client.predict(QUESTION, api_name="/ask")
+    assert answer == ""
+    assert details["done"] is True
+    assert details["sources"] and details["sources"][0]["source"] == PDF_NAME
+    assert "Cannot reach the LLM server" in details["error"]
+    assert "OPENAI_BASE_URL" in details["error"]
+    # search needs no LLM at all
+    assert client.predict("service models", 2, "bm25", api_name="/search")
+
+
+def _chat(client: Client, question: str) -> list[dict[str, Any]]:
+    chatbot, panel, status, textbox = client.predict(question, "low", 3, "hybrid", [], False,
+                                                     api_name="/chat")
+    assert status.startswith("✓ answered in")
+    assert textbox == ""
+    assert PDF_NAME in panel and "cosine" in panel
+    return chatbot
+
+
+def _texts(chatbot: list[dict[str, Any]], role: str) -> list[str]:
+    return [m["content"][0]["text"] if isinstance(m["content"], list) else m["content"]
+            for m in chatbot if m["role"] == role and not (m.get("metadata") or {}).get("title")]
+
+
+def test_two_clients_have_separate_chats(app: RunningApp, ingested: list,
+                                         llm: FakeGptOss) -> None:
+    alice, bob = app.client(), app.client()
+    first = _chat(alice, "What is cloud computing?")
+    assert _texts(first, "user") == ["What is cloud computing?"]
+    thinking = [m for m in first if (m.get("metadata") or {}).get("title") == "Thinking"]
+    assert thinking and thinking[0]["metadata"]["status"] == "done"
+    answer = _texts(first, "assistant")[-1]
+    assert "[[1](#src-1)]" in answer  # citations link to the source cards
+    llm.reset()
+    bobs = _chat(bob, "What is a private cloud?")
+    assert _texts(bobs, "user") == ["What is a private cloud?"]
+    # Bob's question went out alone: no rewrite, no history from Alice's chat
+    assert len(llm.requests) == 1 and llm.requests[0]["stream"]
+    assert [m["role"] for m in llm.requests[0]["messages"]] == ["system", "user"]
+    second = _chat(alice, "And its deployment models?")
+    assert _texts(second, "user") == ["What is cloud computing?", "And its deployment models?"]
+    assert any(not r.get("stream") for r in llm.requests)  # Alice's follow-up was rewritten
+
+
+def test_sources_panel_marks_citations_and_unknown_numbers() -> None:
+    from rag.events import Source
+    from rag.schema import Hit
+
+    hit = Hit(chunk_id="c1", doc_id="a.pdf", source="a.pdf", text="<b>bold</b> claim",
+              position=0, page=2, page_end=3, heading="Intro", score=0.0325, dense_score=0.61,
+              bm25_score=4.2, rank=1)
+    reply = Reply("q?", first=0, query="q?", sources={1: Source(1, hit)}, citations=[1],
+                  unknown=[7], done=True)
+    panel = sources_html(reply)
+    assert "id='src-1'" in panel and "rag-cited" in panel
+    assert "pp. 2–3 · Intro" in panel
+    assert "0.610" in panel and "4.20" in panel and "rank <b>1</b>" in panel
+    assert "&lt;b&gt;bold&lt;/b&gt;" in panel  # chunk text is escaped
+    assert "[7] does not match any source" in panel
+    assert link_citations("Yes [1], no [7], both [1, 7].", {1}) == (
+        "Yes [[1](#src-1)], no [7], both [[1](#src-1), 7].")
+    session = ChatSession(replies=[Reply("a", first=0, end=3), Reply("b", first=3, end=5)])
+    assert session.reply_at(4).question == "b"
+    assert session.reply_at(0).question == "a"
