@@ -11,6 +11,7 @@ of the store rolls the change back (still writing) or forward (already switched)
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -41,6 +42,20 @@ def _milvus(action: str) -> Iterator[None]:
         yield
     except MilvusException as exc:
         raise StoreError(f"Milvus failed to {action}: {exc.message}") from exc
+
+
+@contextmanager
+def _quiet_lite_server() -> Iterator[None]:
+    """Milvus Lite's in-process gRPC server logs a traceback for AllocTimestamp, which it does
+    not implement and pymilvus only probes for while creating a collection; keep it off the
+    user's terminal."""
+    grpc_logger = logging.getLogger("grpc._server")
+    level = grpc_logger.level
+    grpc_logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        grpc_logger.setLevel(level)
 
 
 def _quote(value: str) -> str:
@@ -95,7 +110,7 @@ class MilvusStore:
             ) from exc
 
     def _ensure_collections(self) -> None:
-        with _milvus("create the collections"):
+        with _milvus("create the collections"), _quiet_lite_server():
             if not self._client.has_collection(self.chunks):
                 self._create_chunks()
             if not self._client.has_collection(self.documents):
@@ -165,8 +180,12 @@ class MilvusStore:
             )
 
     def close(self) -> None:
-        """Release the connection (and the Lite file lock)."""
+        """Release the connection (and for Milvus Lite the file lock)."""
         self._client.close()
+        if self.is_lite:
+            from milvus_lite.server_manager import server_manager_instance
+
+            server_manager_instance.release_server(self.uri)
 
     # -- low-level helpers -----------------------------------------------------------------
     def _query(self, collection: str, expr: str, fields: list[str],
