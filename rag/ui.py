@@ -47,17 +47,17 @@ from rag.settings import EFFORTS, Settings
 log = logging.getLogger(__name__)
 
 TITLE = "gpt-oss-rag"
-TAGLINE = ("Chat with your own documents: answers streamed from gpt-oss, every claim cited to "
-           "the passages it came from.")
+TAGLINE = "Chat with your documents: answers from gpt-oss, each claim cited to its source."
 EMPTY_CHAT = ("### Upload documents in the Upload tab, then ask.\n"
               "PDF, Markdown and text files are split into passages and indexed in Milvus; "
               "every answer cites the passages it used.")
 READY_CHAT = ("### Ask anything about your documents.\n"
               "{docs} in the knowledge base. Answers cite their sources as [1], [2], …; "
               "click a reply to see its sources.")
-MODE_LABELS = {"hybrid": "Hybrid (dense + BM25)", "dense": "Dense (cosine)", "bm25": "BM25"}
-STATUS_LABELS = {"added": "✅ added", "replaced": "🔄 replaced", "skipped": "⏭️ skipped",
-                 "failed": "❌ failed"}
+MODE_LABELS = {"hybrid": "Hybrid", "dense": "Dense", "bm25": "BM25"}
+STATUS_LABELS = {"added": "✓ added", "replaced": "↻ replaced", "skipped": "– skipped",
+                 "failed": "✗ failed"}
+WARN = "⚠"  # plain text glyphs only: no emoji font is needed to render the app
 RESULT_HEADERS = ["File", "Result", "Pages", "Chunks", "Details"]
 DOC_HEADERS = ["Document", "Kind", "Pages", "Chunks", "Added"]
 STATUS_CHECK_TIMEOUT = 3.0
@@ -65,47 +65,70 @@ CHAT_CONCURRENCY = 8
 _CITATION = re.compile(r"\[(\d+(?:\s*[-–,]\s*\d+)*)\]")
 
 CSS = """
-.rag-header { display: flex; align-items: baseline; gap: 14px; flex-wrap: wrap;
-  padding: 4px 2px 2px; }
-.rag-header h1 { margin: 0; font-size: 1.55rem; font-weight: 700; letter-spacing: -0.01em; }
-.rag-header p { margin: 0; color: var(--body-text-color-subdued); font-size: 0.95rem; }
-.rag-header .rag-stats { margin-left: auto; font-size: 0.85rem; padding: 2px 10px;
-  border-radius: 999px; background: var(--color-accent-soft);
-  color: var(--body-text-color); }
-.rag-status { min-height: 1.4em; font-size: 0.85rem; color: var(--body-text-color-subdued); }
-.rag-status p { margin: 2px 0 !important; }
-.rag-sources { display: flex; flex-direction: column; gap: 10px; max-height: 640px;
-  overflow-y: auto; padding-right: 4px; }
+.rag-header { display: flex; align-items: center; gap: 12px; padding: 0 2px; }
+.rag-logo { width: 34px; height: 34px; border-radius: 9px; flex: none;
+  background: linear-gradient(135deg, var(--primary-400), var(--primary-700)); }
+.rag-title { display: flex; flex-direction: column; min-width: 0; }
+.rag-header h1 { margin: 0; font-size: 1.3rem; line-height: 1.2; font-weight: 700;
+  letter-spacing: -0.01em; }
+.rag-header p { margin: 0; color: var(--body-text-color-subdued); font-size: 0.88rem; }
+.rag-header .rag-stats { margin-left: auto; font-size: 0.82rem; padding: 2px 10px;
+  white-space: nowrap;
+  border-radius: 999px; background: var(--primary-50); color: var(--primary-700);
+  border: 1px solid var(--primary-200); }
+.rag-status { min-height: 1.3em; font-size: 0.84rem; color: var(--body-text-color-subdued); }
+.rag-status p { margin: 1px 0 !important; }
+.rag-actions { gap: 8px !important; }
+.rag-compact .wrap { gap: 4px !important; flex-wrap: nowrap !important; }
+.rag-compact .wrap label { padding: 5px 6px !important; flex: 1 1 0; min-width: 0;
+  justify-content: center; font-size: 0.86rem; }
+.rag-sources { display: flex; flex-direction: column; gap: 10px; max-height: 620px;
+  overflow-y: auto; padding: 2px 4px 2px 2px; }
 .rag-sources-head { font-weight: 600; font-size: 0.95rem; }
 .rag-sources-head .rag-query { font-weight: 400; color: var(--body-text-color-subdued); }
-.rag-empty { color: var(--body-text-color-subdued); font-size: 0.9rem; padding: 18px 6px;
+.rag-empty { color: var(--body-text-color-subdued); font-size: 0.9rem; padding: 24px 12px;
   text-align: center; border: 1px dashed var(--border-color-primary); border-radius: 10px; }
 .rag-source { border: 1px solid var(--border-color-primary); border-radius: 10px;
-  padding: 10px 12px; background: var(--background-fill-primary);
+  padding: 9px 12px; background: var(--background-fill-primary);
   transition: box-shadow .3s, border-color .3s; }
-.rag-source.rag-cited { border-left: 4px solid var(--color-accent); }
-.rag-source.rag-flash { box-shadow: 0 0 0 3px var(--color-accent-soft);
-  border-color: var(--color-accent); }
-.rag-source-title { display: flex; gap: 8px; align-items: baseline; flex-wrap: wrap; }
-.rag-n { font-weight: 700; color: var(--color-accent); min-width: 2.2em; }
-.rag-file { font-weight: 600; word-break: break-all; }
-.rag-where { color: var(--body-text-color-subdued); font-size: 0.88rem; }
-.rag-badge { font-size: 0.72rem; font-weight: 600; padding: 1px 7px; border-radius: 999px;
-  background: var(--color-accent-soft); color: var(--color-accent); margin-left: auto; }
-.rag-scores { display: flex; gap: 6px; flex-wrap: wrap; margin: 6px 0 4px; }
-.rag-score { font-size: 0.76rem; font-family: var(--font-mono); padding: 1px 7px;
+.rag-source.rag-cited { border-left: 4px solid var(--primary-500); }
+.rag-source.rag-flash { box-shadow: 0 0 0 3px var(--primary-200);
+  border-color: var(--primary-500); }
+.rag-source-title { display: flex; gap: 6px; align-items: baseline; flex-wrap: wrap; }
+.rag-n { font-weight: 700; color: var(--primary-600); }
+.rag-file { font-weight: 600; word-break: break-word; }
+.rag-where { color: var(--body-text-color-subdued); font-size: 0.86rem; }
+.rag-badge { font-size: 0.7rem; font-weight: 600; padding: 1px 8px; border-radius: 999px;
+  background: var(--primary-50); color: var(--primary-700); margin-left: auto; }
+.rag-scores { display: flex; gap: 5px; flex-wrap: wrap; margin: 6px 0 4px; }
+.rag-score { font-size: 0.74rem; font-family: var(--font-mono); padding: 1px 7px;
   border-radius: 6px; background: var(--background-fill-secondary);
-  border: 1px solid var(--border-color-primary); }
+  border: 1px solid var(--border-color-primary); white-space: nowrap; }
 .rag-score b { font-weight: 600; }
-.rag-source details summary { cursor: pointer; font-size: 0.86rem;
-  color: var(--body-text-color-subdued); list-style-position: outside; margin-left: 1em; }
+.rag-source details summary { cursor: pointer; font-size: 0.84rem; line-height: 1.4;
+  color: var(--body-text-color-subdued); }
 .rag-source details[open] summary { margin-bottom: 6px; }
-.rag-chunk { white-space: pre-wrap; font-size: 0.86rem; line-height: 1.45;
-  max-height: 320px; overflow-y: auto; padding: 8px; border-radius: 6px;
+.rag-chunk { white-space: pre-wrap; font-size: 0.84rem; line-height: 1.45;
+  max-height: 300px; overflow-y: auto; padding: 8px; border-radius: 6px;
   background: var(--background-fill-secondary); }
 .rag-warn { font-size: 0.86rem; padding: 8px 10px; border-radius: 8px;
-  background: var(--color-yellow-50, #fffbeb); color: #92400e; border: 1px solid #fcd34d; }
-.rag-llm p { margin: 2px 0 !important; font-size: 0.86rem; word-break: break-all; }
+  background: #fffbeb; color: #92400e; border: 1px solid #fcd34d; }
+.rag-llm-card { font-size: 0.84rem; display: flex; flex-direction: column; gap: 4px;
+  padding: 8px 10px; border-radius: 8px; border: 1px solid var(--border-color-primary);
+  background: var(--background-fill-primary); }
+.rag-llm-card code { font-size: 0.78rem; word-break: break-all; background: none;
+  padding: 0; }
+.rag-k { color: var(--body-text-color-subdued); font-size: 0.72rem; text-transform: uppercase;
+  letter-spacing: 0.04em; margin-top: 2px; }
+.rag-llm-state { font-weight: 600; display: flex; align-items: center; gap: 7px;
+  margin-top: 4px; }
+.rag-llm-detail { color: var(--body-text-color-subdued); font-size: 0.8rem; }
+.rag-dot { width: 9px; height: 9px; border-radius: 50%; display: inline-block; flex: none; }
+.rag-dot-ok { background: #16a34a; }
+.rag-dot-bad { background: #dc2626; }
+.rag-dot-warn { background: #f59e0b; }
+.rag-dot-wait { background: #94a3b8; }
+.rag-chat .placeholder-content { text-align: center; padding: 0 40px; }
 .rag-chat .message a[href^="#src-"] { text-decoration: none; font-weight: 600; }
 """
 
@@ -242,7 +265,7 @@ def sources_html(reply: Reply | None) -> str:
             f"<details><summary>{esc(preview)}</summary>"
             f"<div class='rag-chunk'>{esc(hit.text)}</div></details></div>")
     for n in reply.unknown:
-        parts.append(f"<div class='rag-warn'>⚠️ [{n}] does not match any source.</div>")
+        parts.append(f"<div class='rag-warn'>{WARN} [{n}] does not match any source.</div>")
     parts.append("</div>")
     return "".join(parts)
 
@@ -322,6 +345,16 @@ class Services:
                     max_output_tokens=s.llm_max_output_tokens, llm_hint=hint)
             return self._pipeline
 
+    def warm_up(self) -> None:
+        """Open the store and load the embedding model now, so the first page is fast."""
+        started = time.perf_counter()
+        try:
+            self.pipeline().retriever.store.count_chunks()
+        except RagError as exc:
+            log.warning("The knowledge base is not available yet: %s", exc)
+            return
+        log.info("Knowledge base ready in %.1f s", time.perf_counter() - started)
+
     def documents(self) -> list[DocumentInfo]:
         """Every document in the knowledge base."""
         return self.pipeline().retriever.store.list_documents()
@@ -358,23 +391,35 @@ class Services:
         return deleted
 
     def check_llm(self) -> str:
-        """Markdown naming the LLM endpoint and model, and whether it answers (short timeout)."""
-        s = self.settings
+        """HTML naming the LLM endpoint and model, and whether it answers (short timeout)."""
         try:
-            config = LLMConfig.from_settings(s)
+            config = LLMConfig.from_settings(self.settings)
         except ConfigError as exc:
-            return f"🔴 **Not configured.** {exc}"
-        where = (f"**Model** `{config.model}`  \n**Endpoint** `{config.base_url}` "
-                 f"({config.provider_name})")
+            return llm_card("", "", "bad", "Not configured", str(exc))
         probe = LLMClient(replace(config, timeout=STATUS_CHECK_TIMEOUT, max_retries=0))
+        where = f"{config.base_url} ({config.provider_name})"
         try:
             probe.check()
         except ModelNotFound as exc:
-            return f"{where}  \n🟠 **Reachable, model missing.** {exc}"
+            return llm_card(config.model, where, "warn", "Reachable, model missing", str(exc))
         except LLMError as exc:
-            return (f"{where}  \n🔴 **Not reachable.** {exc} Search still works; set "
-                    "OPENAI_BASE_URL, OPENAI_API_KEY and LLM_MODEL for answers.")
-        return f"{where}  \n🟢 **Reachable**"
+            return llm_card(config.model, where, "bad", "Not reachable",
+                            f"{exc} Search still works; answers need OPENAI_BASE_URL, "
+                            "OPENAI_API_KEY and LLM_MODEL.")
+        return llm_card(config.model, where, "ok", "Reachable", "")
+
+
+def llm_card(model: str, where: str, state: str, title: str, detail: str) -> str:
+    """The sidebar's LLM status: model, endpoint, a coloured dot and what to do."""
+    esc = html.escape
+    rows = ""
+    if model:
+        rows += f"<div class='rag-k'>Model</div><code>{esc(model)}</code>"
+    if where:
+        rows += f"<div class='rag-k'>Endpoint</div><code>{esc(where)}</code>"
+    note = f"<div class='rag-llm-detail'>{esc(detail)}</div>" if detail else ""
+    return (f"<div class='rag-llm-card'>{rows}<div class='rag-llm-state'><span "
+            f"class='rag-dot rag-dot-{state}'></span>{esc(title)}</div>{note}</div>")
 
 
 def _dropdown(names: list[str], current: list[str] | None) -> Any:
@@ -387,8 +432,8 @@ def _header(count: int | None = None, chunks: int | None = None) -> str:
     if count is not None:
         stats = f"<span class='rag-stats'>{_docs_label(count)}"
         stats += f" · {chunks} chunks</span>" if chunks is not None else "</span>"
-    return (f"<div class='rag-header'><h1>📚 {TITLE}</h1><p>{html.escape(TAGLINE)}</p>"
-            f"{stats}</div>")
+    return (f"<div class='rag-header'><span class='rag-logo'></span><div class='rag-title'>"
+            f"<h1>{TITLE}</h1><p>{html.escape(TAGLINE)}</p></div>{stats}</div>")
 
 
 # -- the app ---------------------------------------------------------------------------------
@@ -403,62 +448,68 @@ def build_app(kb: KnowledgeBase) -> gr.Blocks:
         header = gr.HTML(_header())
         session = gr.State(ChatSession())
 
-        with gr.Sidebar(label="Settings", open=True, width=300):
-            gr.Markdown("### Answer settings")
+        with gr.Sidebar(label="Settings", open=True, width=320):
+            gr.Markdown("#### Language model")
+            llm_status = gr.HTML(llm_card("", "", "wait", "Checking the LLM endpoint…", ""),
+                                 elem_id="rag-llm-status")
+            recheck = gr.Button("Check again", size="sm", variant="secondary")
+            gr.Markdown("#### Answer settings")
             effort = gr.Radio(list(EFFORTS), value=s.reasoning_effort, label="Reasoning effort",
-                              info="How long gpt-oss thinks before answering.")
-            top_k = gr.Slider(1, 20, value=s.top_k, step=1, label="Sources per answer (top-k)")
+                              elem_classes="rag-compact")
+            top_k = gr.Slider(1, 20, value=s.top_k, step=1, label="Sources (top-k)")
             mode = gr.Radio([(MODE_LABELS[m], m) for m in MODES], value=s.retrieval_mode,
-                            label="Retrieval")
+                            label="Retrieval", elem_classes="rag-compact",
+                            info="Hybrid fuses dense (cosine) and BM25 (keyword) rankings.")
             doc_filter = gr.Dropdown(choices=[], value=[], multiselect=True,
                                      label="Search in", info="Empty: all documents.")
             agent = gr.Checkbox(value=False, label="Agentic search",
-                                info="Let the model run its own searches before answering.")
-            gr.Markdown("### Language model")
-            llm_status = gr.Markdown("⏳ Checking the LLM endpoint…", elem_classes="rag-llm")
-            recheck = gr.Button("Check again", size="sm", variant="secondary")
+                                info="The model runs its own searches before answering.")
 
         with gr.Tabs() as tabs:
             with gr.Tab("Chat", id="chat"), gr.Row(equal_height=False):
                 with gr.Column(scale=3, min_width=420):
                     chatbot = gr.Chatbot(
-                        label="Chat", height=560, placeholder=EMPTY_CHAT,
+                        label="Chat", height=470, placeholder=EMPTY_CHAT,
                         elem_classes="rag-chat", feedback_options=None,
                         buttons=["copy"], show_label=False)
-                    status = gr.Markdown("", elem_classes="rag-status")
-                    with gr.Row():
+                    status = gr.Markdown("", elem_classes="rag-status", elem_id="rag-chat-status")
+                    with gr.Row(equal_height=True):
                         question = gr.Textbox(
                             placeholder="Ask a question about your documents…",
-                            show_label=False, lines=1, max_lines=6, scale=6,
+                            show_label=False, lines=1, max_lines=6, scale=8,
                             autofocus=True, container=False)
-                        ask_btn = gr.Button("Ask", variant="primary", scale=1,
-                                            min_width=80)
-                        stop_btn = gr.Button("Stop", variant="secondary", scale=1,
-                                             min_width=70)
-                        clear_btn = gr.Button("Clear chat", variant="secondary", scale=1,
-                                              min_width=100)
+                        ask_btn = gr.Button("Ask", variant="primary", scale=1, min_width=72)
+                    with gr.Row(elem_classes="rag-actions"):
+                        stop_btn = gr.Button("Stop", size="sm", variant="secondary",
+                                             min_width=60, scale=0)
+                        clear_btn = gr.Button("Clear chat", size="sm", variant="secondary",
+                                              min_width=90, scale=0)
                 with gr.Column(scale=2, min_width=320):
                     sources = gr.HTML(sources_html(None), elem_id="rag-sources-panel")
 
             with gr.Tab("Upload", id="upload"):
                 files = gr.File(
-                    file_count="multiple", label="Drop PDF, Markdown or text files here",
+                    file_count="multiple", label="Add documents: PDF, Markdown or text",
                     file_types=sorted(SUPPORTED_EXTENSIONS), height=150)
                 upload_status = gr.Markdown(
                     "Files are added as soon as they are dropped; unchanged files are skipped.",
                     elem_classes="rag-status")
                 results = gr.Dataframe(value=_results_table([]), label="Upload results",
-                                       interactive=False, wrap=True,
+                                       interactive=False, elem_id="rag-results", wrap=True,
                                        column_widths=["34%", "14%", "10%", "10%", "32%"])
                 gr.Markdown("### Documents in the knowledge base")
                 docs_table = gr.Dataframe(value=_docs_table([]), interactive=False, wrap=True,
+                                          elem_id="rag-docs",
                                           show_label=False,
                                           column_widths=["44%", "10%", "10%", "10%", "26%"])
-                with gr.Row(equal_height=True):
-                    delete_select = gr.Dropdown(choices=[], value=[], multiselect=True,
-                                                label="Select documents to delete", scale=4)
-                    delete_btn = gr.Button("Delete selected", variant="stop", scale=1)
-                    refresh_btn = gr.Button("Refresh", variant="secondary", scale=1)
+                with gr.Row(elem_classes="rag-manage"):
+                    delete_select = gr.Dropdown(
+                        choices=[], value=[], multiselect=True, scale=4,
+                        label="Select documents to delete (or click a row above)")
+                    with gr.Column(scale=1, min_width=160):
+                        delete_btn = gr.Button("Delete selected", variant="stop", size="sm")
+                        refresh_btn = gr.Button("Refresh list", variant="secondary",
+                                                size="sm")
 
         # -- handlers ------------------------------------------------------------------------
         def listing(selected: list[str] | None, deleting: list[str] | None) -> tuple:
@@ -476,7 +527,7 @@ def build_app(kb: KnowledgeBase) -> gr.Blocks:
             try:
                 table, *rest = listing(selected, deleting)
             except RagError as exc:
-                return (gr.skip(),) * 6 + (f"⚠️ {exc}", f"⚠️ {exc}")
+                return (gr.skip(),) * 6 + (f"{WARN} {exc}", f"{WARN} {exc}")
             docs_empty = not table["data"][0][0]
             return (table, *rest, gr.Tabs(selected="upload" if docs_empty else "chat"),
                     gr.skip(), gr.skip())
@@ -485,7 +536,7 @@ def build_app(kb: KnowledgeBase) -> gr.Blocks:
             try:
                 return (*listing(selected, deleting), "")
             except RagError as exc:
-                return (gr.skip(),) * 5 + (f"⚠️ {exc}",)
+                return (gr.skip(),) * 5 + (f"{WARN} {exc}",)
 
         def ingest_ui(uploaded: list[dict[str, Any]] | None, selected: list[str] | None,
                       deleting: list[str] | None,
@@ -497,12 +548,12 @@ def build_app(kb: KnowledgeBase) -> gr.Blocks:
             try:
                 done = services.ingest(uploaded, _ingest_progress(progress))
             except RagError as exc:
-                return (gr.skip(), *(gr.skip(),) * 5, f"⚠️ {exc}", gr.skip())
+                return (gr.skip(), *(gr.skip(),) * 5, f"{WARN} {exc}", gr.skip())
             summary = _results_summary(done, time.perf_counter() - started)
             try:
                 listed = listing(selected, deleting)
             except RagError as exc:
-                return (_results_table(done), *(gr.skip(),) * 5, f"⚠️ {exc}", None)
+                return (_results_table(done), *(gr.skip(),) * 5, f"{WARN} {exc}", None)
             return (_results_table(done), *listed, summary, None)
 
         def delete_ui(names: list[str] | None, selected: list[str] | None) -> tuple:
@@ -512,7 +563,7 @@ def build_app(kb: KnowledgeBase) -> gr.Blocks:
                 deleted = services.delete(list(names))
                 listed = listing(selected, [])
             except RagError as exc:
-                return (gr.skip(),) * 5 + (f"⚠️ {exc}",)
+                return (gr.skip(),) * 5 + (f"{WARN} {exc}",)
             text = ", ".join(f"{d.source} ({d.chunks} chunks)" for d in deleted)
             return (*listed, f"Deleted {text}.")
 
@@ -539,7 +590,8 @@ def build_app(kb: KnowledgeBase) -> gr.Blocks:
 
         # -- events --------------------------------------------------------------------------
         demo.load(on_load, [doc_filter, delete_select],
-                  [*listing_outputs, tabs, upload_status, status], api_visibility="private")
+                  [*listing_outputs, tabs, upload_status, status], api_visibility="private",
+                  show_progress="hidden")
         demo.load(services.check_llm, None, llm_status, api_visibility="private",
                   concurrency_id="status", concurrency_limit=4, show_progress="hidden")
         recheck.click(services.check_llm, None, llm_status, api_visibility="private",
@@ -565,12 +617,14 @@ def build_app(kb: KnowledgeBase) -> gr.Blocks:
         chatbot.select(select_reply, [session], sources, api_visibility="private")
         clear_btn.click(clear, None, [chatbot, sources, status, session],
                         api_visibility="private")
+        chatbot.clear(clear, None, [chatbot, sources, status, session],
+                      api_visibility="private")
 
         # -- API and MCP tools ---------------------------------------------------------------
         _register_api(services)
 
     demo.queue(default_concurrency_limit=4)
-    demo.rag_settings = s  # type: ignore[attr-defined]  # read by launch()
+    demo.rag_services = services  # type: ignore[attr-defined]  # read by launch()
     return demo
 
 
@@ -654,7 +708,7 @@ def _chat_stream(services: Services, text: str, state: ChatSession,
                     msgs[answer_at]["content"] = content
                 yield out()
             elif isinstance(event, NoticeEvent):
-                notes.append(f"ℹ️ {event.message}")
+                notes.append(f"ℹ {event.message}")
                 yield out()
             elif isinstance(event, DoneEvent):
                 close_thinking()
@@ -667,12 +721,12 @@ def _chat_stream(services: Services, text: str, state: ChatSession,
             elif isinstance(event, ErrorEvent):
                 close_thinking()
                 reply.error = event.message
-                add({"role": "assistant", "content": f"⚠️ {event.message}"})
+                add({"role": "assistant", "content": f"{WARN} {event.message}"})
                 yield out(panel=True)
     except RagError as exc:
         close_thinking()
         reply.error = str(exc)
-        add({"role": "assistant", "content": f"⚠️ {exc}"})
+        add({"role": "assistant", "content": f"{WARN} {exc}"})
     reply.done = True
     close_thinking()
     yield out(panel=True)
@@ -694,7 +748,7 @@ def _done_note(event: DoneEvent) -> str:
     if event.unknown_citations:
         bad = ", ".join(f"[{n}]" for n in event.unknown_citations)
         verb = "does" if len(event.unknown_citations) == 1 else "do"
-        note += f"  \n⚠️ {bad} {verb} not match any source."
+        note += f"  \n{WARN} {bad} {verb} not match any source."
     return note
 
 
@@ -868,8 +922,10 @@ def auth_from(value: str) -> tuple[str, str] | None:
 def launch(demo: gr.Blocks, **overrides: Any) -> Any:
     """Serve the app: login from RAG_AUTH, MCP tools if RAG_MCP; the host and port are
     Gradio's own (GRADIO_SERVER_NAME / GRADIO_SERVER_PORT, default 127.0.0.1:7860)."""
-    settings: Settings = demo.rag_settings  # type: ignore[attr-defined]
-    theme = gr.themes.Soft(
+    services: Services = demo.rag_services  # type: ignore[attr-defined]
+    settings = services.settings
+    services.warm_up()
+    theme = gr.themes.Default(
         primary_hue="indigo", neutral_hue="slate",
         font=["ui-sans-serif", "system-ui", "-apple-system", "Segoe UI", "sans-serif"],
         font_mono=["ui-monospace", "SFMono-Regular", "Menlo", "monospace"])
