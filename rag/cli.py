@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -13,10 +14,12 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from rag.errors import RagError
+from rag.events import Event, Source
 from rag.ingest import IngestResult
 from rag.ingest import Progress as IngestProgress
 from rag.kb import KnowledgeBase
@@ -201,6 +204,107 @@ def evaluate(
     out.print(table)
 
 
+@app.command()
+def ask(
+    question: Annotated[str, typer.Argument(help="The question.")],
+    effort: Annotated[str | None, typer.Option(help="Reasoning effort: low, medium, high.")] = None,
+    k: Annotated[int | None, typer.Option("-k", "--top-k", min=1, help="Sources.")] = None,
+    mode: Annotated[str | None, typer.Option(help="hybrid, dense or bm25.")] = None,
+    doc: Annotated[list[str] | None, typer.Option("--doc", help="Search only these.")] = None,
+    agent: Annotated[bool, typer.Option("--agent", help="Let the model search itself.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON event per line.")] = False,
+) -> None:
+    """Ask a question: streams the reasoning (dim, to stderr), the answer, then the sources."""
+    from rag.events import to_dict
+    from rag.pipeline import AskOptions
+    from rag.settings import EFFORTS
+
+    if effort is not None and effort not in EFFORTS:
+        err.print(f"[red]error:[/red] --effort must be one of {', '.join(EFFORTS)}")
+        raise typer.Exit(2)
+    if mode is not None and mode not in MODES:
+        err.print(f"[red]error:[/red] --mode must be one of {', '.join(MODES)}")
+        raise typer.Exit(2)
+    options = AskOptions(effort=effort, k=k, mode=mode, doc_ids=doc or None, agent=agent)
+    failed = False
+    with knowledge_base() as kb:
+        renderer = _AnswerRenderer()
+        for event in kb.pipeline.ask(question, options=options):
+            failed = failed or event.type == "error"
+            if as_json:
+                sys.stdout.write(json.dumps(to_dict(event), ensure_ascii=False) + "\n")
+                sys.stdout.flush()
+            else:
+                renderer(event)
+        if not as_json:
+            renderer.finish()
+    if failed:
+        raise typer.Exit(1)
+
+
+class _AnswerRenderer:
+    """Renders pipeline events for a terminal."""
+
+    def __init__(self) -> None:
+        self.sources: list[Source] = []
+        self.cited: set[int] = set()
+        self.thinking = False
+
+    def __call__(self, event: Event) -> None:
+        """Print one event."""
+        kind = event.type
+        if kind == "query" and event.query != event.original:
+            err.print(f"[dim]searching for: {event.query}[/dim]")
+        elif kind == "sources":
+            self.sources = list(event.sources)
+        elif kind == "reasoning":
+            if not self.thinking:
+                err.print("[dim]Thinking…[/dim]")
+                self.thinking = True
+            err.print(f"[dim italic]{escape(event.text)}[/dim italic]", end="")
+        elif kind == "answer":
+            if self.thinking:
+                err.print()
+                self.thinking = False
+            sys.stdout.write(event.text)
+            sys.stdout.flush()
+        elif kind == "tool_call":
+            self.sources.extend(s for s in event.sources if s not in self.sources)
+            err.print(f"[cyan]searched[/cyan] {event.arguments.get('query', '')!r}: "
+                      f"{len(event.sources)} hits")
+        elif kind == "notice":
+            err.print(f"[yellow]{escape(event.message)}[/yellow]")
+        elif kind == "done":
+            sys.stdout.write("\n")
+            if event.unknown_citations:
+                err.print("[yellow]cited sources that do not exist: "
+                          + ", ".join(f"[{n}]" for n in event.unknown_citations) + "[/yellow]")
+            self.cited = set(event.citations)
+        elif kind == "error":
+            err.print(f"\n[red]error:[/red] {escape(event.message)}")
+
+    def finish(self) -> None:
+        """Print the sources table."""
+        if not self.sources:
+            return
+        cited = self.cited
+        table = Table("n", "source", "page / heading", "cosine", "bm25", "cited", title="Sources")
+        for s in sorted(self.sources, key=lambda s: s.n):
+            table.add_row(f"[{s.n}]", s.hit.source, _location(s.hit), _score(s.hit.dense_score),
+                          _score(s.hit.bm25_score, 2), "yes" if s.n in cited else "")
+        out.print(table)
+
+
+@app.command()
+def serve() -> None:
+    """Run the web app (GRADIO_SERVER_NAME / GRADIO_SERVER_PORT, default 127.0.0.1:7860)."""
+    from rag.ui import main as ui_main
+
+    ui_main()
+
+
 def main() -> None:
     """Console-script entry point."""
+    # pypdf logs every repairable oddity of a PDF; the per-file result says what matters.
+    logging.getLogger("pypdf").setLevel(logging.ERROR)
     app()

@@ -101,6 +101,9 @@ class LocalEmbedder:
             return OnnxEncoder(self.model_dir)
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         from sentence_transformers import SentenceTransformer
+        from transformers.utils import logging as transformers_logging
+
+        transformers_logging.disable_progress_bar()  # no "Loading weights" bar on every start
 
         try:
             return SentenceTransformer(str(self.model_dir), device="cpu", local_files_only=True)

@@ -6,6 +6,8 @@ from functools import cached_property
 
 from rag.embedding import Embedder, make_embedder
 from rag.ingest import Ingestor
+from rag.llm import LLMClient, LLMConfig
+from rag.pipeline import AnswerPipeline
 from rag.retrieval import Retriever
 from rag.settings import Settings
 from rag.store import MilvusStore
@@ -44,6 +46,15 @@ class KnowledgeBase:
     def retriever(self) -> Retriever:
         """Finds chunks for a query."""
         return Retriever(self.store, self.embedder, mode=self.settings.retrieval_mode)
+
+    @cached_property
+    def pipeline(self) -> AnswerPipeline:
+        """Retrieval plus the configured LLM, streaming cited answers."""
+        s = self.settings
+        return AnswerPipeline(self.retriever, LLMClient(LLMConfig.from_settings(s)),
+                              top_k=s.top_k, effort=s.reasoning_effort,
+                              context_tokens=s.llm_context_tokens,
+                              max_output_tokens=s.llm_max_output_tokens)
 
     def close(self) -> None:
         """Release the store, if it was opened."""

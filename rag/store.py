@@ -12,17 +12,37 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
-from pymilvus import DataType, Function, FunctionType, MilvusClient
-from pymilvus.exceptions import MilvusException
 
-from rag.errors import DocumentNotFoundError, ModelMismatchError, StoreError
-from rag.schema import Chunk, DocumentInfo, Hit
+
+def _import_pymilvus() -> None:
+    """Import pymilvus without its import-time reading of MILVUS_URI.
+
+    pymilvus parses MILVUS_URI when imported and rejects a Milvus Lite file path there, but that
+    variable is ours (the URI of this app's store, a .db path by default); the store passes the
+    URI to MilvusClient explicitly, so pymilvus never needs to see it.
+    """
+    saved = os.environ.pop("MILVUS_URI", None)
+    try:
+        import pymilvus  # noqa: F401
+    finally:
+        if saved is not None:
+            os.environ["MILVUS_URI"] = saved
+
+
+_import_pymilvus()
+
+from pymilvus import DataType, Function, FunctionType, MilvusClient  # noqa: E402
+from pymilvus.exceptions import MilvusException  # noqa: E402
+
+from rag.errors import DocumentNotFoundError, ModelMismatchError, StoreError  # noqa: E402
+from rag.schema import Chunk, DocumentInfo, Hit  # noqa: E402
 
 META_ID = "__meta__"
 PENDING = "pending"
