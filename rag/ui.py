@@ -333,16 +333,16 @@ class Services:
         """The answering pipeline; the store and model are opened on the first call."""
         with self._lock:
             if self._pipeline is None:
-                s = self.settings
                 try:
-                    llm: LLMClient | None = LLMClient(LLMConfig.from_settings(s))
-                    hint = ""
+                    self._pipeline = self.kb.pipeline
                 except ConfigError as exc:
-                    llm, hint = None, str(exc)
-                self._pipeline = AnswerPipeline(
-                    self.kb.retriever, llm, top_k=s.top_k, effort=s.reasoning_effort,
-                    context_tokens=s.llm_context_tokens,
-                    max_output_tokens=s.llm_max_output_tokens, llm_hint=hint)
+                    # The LLM settings are unusable: search still works, and every answer
+                    # says what to configure (the pipeline's sources-only mode).
+                    s = self.settings
+                    self._pipeline = AnswerPipeline(
+                        self.kb.retriever, None, top_k=s.top_k, effort=s.reasoning_effort,
+                        context_tokens=s.llm_context_tokens,
+                        max_output_tokens=s.llm_max_output_tokens, llm_hint=str(exc))
             return self._pipeline
 
     def warm_up(self) -> None:
@@ -766,8 +766,7 @@ def _register_api(services: Services) -> None:
             files: The files to add.
 
         Returns:
-            One result per file: source (document name), status (added, replaced, skipped or
-            failed), pages, chunks, reason (why it was skipped or failed) and seconds.
+            Per file: source, status (added/replaced/skipped/failed), pages, chunks, reason.
         """
         try:
             done = services.ingest([dict(f) for f in files])
@@ -782,13 +781,11 @@ def _register_api(services: Services) -> None:
         Args:
             query: What to look for, in natural language or keywords.
             k: How many passages to return (1-50).
-            mode: How to rank: "hybrid" (dense + BM25 fused), "dense" (cosine similarity of
-                embeddings) or "bm25" (keywords).
-            documents: Document names to search in; empty or omitted searches all documents.
+            mode: Ranking: "hybrid" (dense and BM25 fused), "dense" (cosine) or "bm25".
+            documents: Document names to search in; empty or omitted searches them all.
 
         Returns:
-            Passages in rank order: source (document name), page, page_end, heading, text,
-            score (fused), dense_score (cosine), bm25_score, rank, chunk_id and doc_id.
+            Passages by rank: source, page, heading, text, score, dense_score, bm25_score.
         """
         if mode not in MODES:
             raise gr.Error(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
@@ -815,12 +812,11 @@ def _register_api(services: Services) -> None:
             k: How many sources to retrieve (1-50).
             mode: Retrieval mode: "hybrid", "dense" or "bm25".
             agent: If true, the model runs its own searches before answering.
-            documents: Document names to search in; empty or omitted searches all documents.
+            documents: Document names to search in; empty or omitted searches them all.
 
         Returns:
-            The answer text, and details: query, sources, reasoning, searches, notices,
-            error (a message when no answer could be produced), done, citations,
-            unknown_citations, timings and usage.
+            The answer so far, with [n] citations
+            Details: query, sources, reasoning, error; once done, citations and timings.
         """
         if effort not in EFFORTS:
             raise gr.Error(f"effort must be one of {', '.join(EFFORTS)}, not {effort!r}")

@@ -11,9 +11,18 @@ import pytest
 from gradio_client import Client, handle_file
 
 from rag.embedding import LocalEmbedder
+from rag.errors import ConfigError
 from rag.kb import KnowledgeBase
 from rag.settings import Settings
-from rag.ui import ChatSession, Reply, build_app, launch, link_citations, sources_html
+from rag.ui import (
+    ChatSession,
+    Reply,
+    auth_from,
+    build_app,
+    launch,
+    link_citations,
+    sources_html,
+)
 from tests.llm_server import ECHO_REASONING, FakeGptOss
 
 PDF = Path(__file__).resolve().parents[2] / "shared" / "data" / "pdfs" / (
@@ -32,9 +41,9 @@ def free_port() -> int:
 class RunningApp:
     """The Gradio app over a fresh knowledge base, served on a free loopback port."""
 
-    def __init__(self, db: Path, llm_url: str, embedder: LocalEmbedder) -> None:
+    def __init__(self, db: Path, llm_url: str, embedder: LocalEmbedder, **overrides: Any) -> None:
         settings = Settings(milvus_uri=str(db), openai_base_url=llm_url,
-                            llm_model="gpt-oss-20b", llm_timeout=20.0, top_k=4)
+                            llm_model="gpt-oss-20b", llm_timeout=20.0, top_k=4).with_(**overrides)
         self.kb = KnowledgeBase(settings)
         self.kb.embedder = embedder  # share the session's loaded model
         self.demo = build_app(self.kb)
@@ -42,10 +51,11 @@ class RunningApp:
         launch(self.demo, prevent_thread_lock=True, server_name="127.0.0.1", server_port=port,
                quiet=True)
         self.url = f"http://127.0.0.1:{port}/"
+        self.services = self.demo.rag_services
 
-    def client(self) -> Client:
+    def client(self, auth: tuple[str, str] | None = None) -> Client:
         """A new API client: a new session."""
-        return Client(self.url, verbose=False)
+        return Client(self.url, verbose=False, auth=auth)
 
     def close(self) -> None:
         """Stop serving and release the database."""
@@ -64,7 +74,8 @@ def llm() -> Iterator[FakeGptOss]:
 def app(tmp_path_factory: pytest.TempPathFactory, llm: FakeGptOss,
         embedder: LocalEmbedder) -> Iterator[RunningApp]:
     """The app with the NIST PDF ingested through /ingest."""
-    running = RunningApp(tmp_path_factory.mktemp("ui") / "kb.db", llm.base_url, embedder)
+    running = RunningApp(tmp_path_factory.mktemp("ui") / "kb.db", llm.base_url, embedder,
+                         rag_mcp=True)
     yield running
     running.close()
 
@@ -89,6 +100,7 @@ def test_api_lists_the_three_public_endpoints(app: RunningApp) -> None:
     endpoints = app.client().view_api(print_info=False, return_format="dict")
     assert {"/ingest", "/search", "/ask"} <= set(endpoints["named_endpoints"])
     assert "/chat" not in endpoints["named_endpoints"]  # the UI's own event stays undocumented
+    assert "Reachable" in app.services.check_llm()
 
 
 def test_ingest_adds_the_pdf_under_its_original_name(app: RunningApp,
@@ -192,6 +204,27 @@ def test_ask_without_a_reachable_llm_returns_sources_and_what_to_configure(
     assert "OPENAI_BASE_URL" in details["error"]
     # search needs no LLM at all
     assert client.predict("service models", 2, "bm25", api_name="/search")
+    status = no_llm_app.services.check_llm()
+    assert "Not reachable" in status and "Cannot reach the LLM server" in status
+
+
+def test_an_unconfigured_llm_still_gives_sources_and_says_what_to_set(
+        tmp_path: Path, embedder: LocalEmbedder, llm: FakeGptOss) -> None:
+    running = RunningApp(tmp_path / "kb.db", llm.base_url, embedder, llm_model="",
+                         rag_auth="alice:s3cret:word")
+    try:
+        assert "Not configured" in running.services.check_llm()
+        with pytest.raises(ValueError, match="credentials were not provided"):
+            running.client()  # RAG_AUTH: no login, no API
+        with pytest.raises(ValueError, match="Could not login"):
+            running.client(auth=("alice", "guess"))
+        client = running.client(auth=("alice", "s3cret:word"))
+        assert client.predict([handle_file(str(PDF))], api_name="/ingest")[0]["status"] == "added"
+        answer, details = client.predict(QUESTION, api_name="/ask")
+        assert answer == "" and details["sources"]
+        assert "LLM_MODEL" in details["error"]
+    finally:
+        running.close()
 
 
 def _chat(client: Client, question: str) -> list[dict[str, Any]]:
@@ -248,3 +281,28 @@ def test_sources_panel_marks_citations_and_unknown_numbers() -> None:
     session = ChatSession(replies=[Reply("a", first=0, end=3), Reply("b", first=3, end=5)])
     assert session.reply_at(4).question == "b"
     assert session.reply_at(0).question == "a"
+
+
+def test_mcp_tools_describe_their_arguments(app: RunningApp) -> None:
+    import json
+    import urllib.request
+
+    with urllib.request.urlopen(app.url + "gradio_api/mcp/schema", timeout=10) as response:
+        tools = {t["name"]: t for t in json.load(response)}
+    assert {"ingest", "search", "ask"} <= set(tools)
+    assert "chat" not in tools
+    ask = tools["ask"]
+    assert ask["description"].startswith("Answer a question from the knowledge base")
+    props = ask["inputSchema"]["properties"]
+    assert set(props) == {"question", "effort", "k", "mode", "agent", "documents"}
+    assert props["effort"]["description"] == (
+        'Reasoning effort of gpt-oss: "low", "medium" or "high".')
+    assert "cosine" in tools["search"]["inputSchema"]["properties"]["mode"]["description"]
+
+
+def test_rag_auth_must_be_user_and_password() -> None:
+    assert auth_from("") is None
+    assert auth_from("alice:pa:ss") == ("alice", "pa:ss")
+    for bad in ("alice", ":pw", "alice:"):
+        with pytest.raises(ConfigError, match="RAG_AUTH"):
+            auth_from(bad)
