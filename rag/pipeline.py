@@ -127,7 +127,7 @@ class AnswerPipeline:
             yield NoticeEvent(f"Only {len(fitted)} of {len(sources)} sources fit the model's "
                               "context window (LLM_CONTEXT_TOKENS).")
         yield SourcesEvent(fitted)
-        answer, usage = yield from self._stream(messages, effort, timer, tools=None)
+        answer, usage, _ = yield from self._stream(messages, effort, timer, tools=None)
         yield self._done(answer, fitted, usage, timer)
 
     def _rewrite(self, question: str, history: Sequence[Turn]) -> Iterator[Event]:
@@ -142,11 +142,11 @@ class AnswerPipeline:
 
     def _stream(self, messages: list[dict], effort: str, timer: _Timer,
                 tools: list[dict] | None) -> Iterator[Event]:
-        """Stream one completion; returns (answer text, usage); tool calls go to the caller."""
+        """Stream one completion; returns (answer text, usage, tool calls)."""
         assert self.llm is not None
         parts: list[str] = []
         usage: dict[str, int] | None = None
-        self.pending_calls: list[ToolCall] = []
+        calls: list[ToolCall] = []
         for item in self.llm.stream_chat(messages, effort=effort, tools=tools):
             if isinstance(item, ReasoningDelta):
                 timer.mark("first_token")
@@ -157,14 +157,14 @@ class AnswerPipeline:
                 parts.append(item.text)
                 yield AnswerEvent(item.text)
             elif isinstance(item, ToolCallsReady):
-                self.pending_calls = list(item.calls)
+                calls = list(item.calls)
             elif isinstance(item, Usage):
                 usage = {"prompt_tokens": item.prompt_tokens,
                          "completion_tokens": item.completion_tokens,
                          "total_tokens": item.total_tokens}
             elif isinstance(item, Retrying):
                 yield NoticeEvent(item.message)
-        return "".join(parts), usage
+        return "".join(parts), usage, calls
 
     def _agent(self, question: str, history: Sequence[Turn], sources: list[Source],
                options: AskOptions, effort: str, timer: _Timer) -> Iterator[Event]:
@@ -179,18 +179,17 @@ class AnswerPipeline:
         for _round in range(MAX_TOOL_ROUNDS + 1):
             tools = [SEARCH_TOOL] if _round < MAX_TOOL_ROUNDS else None
             try:
-                answer, usage = yield from self._stream(messages, effort, timer, tools)
+                answer, usage, calls = yield from self._stream(messages, effort, timer, tools)
             except ToolCallingUnsupported as exc:
                 yield NoticeEvent(f"{exc} Answering from the first search instead.")
                 plain, _ = answer_messages(question, sources, history,
                                                 context_tokens=self.context_tokens,
                                                 max_output_tokens=self.max_output_tokens)
-                answer, usage = yield from self._stream(plain, effort, timer, tools=None)
+                answer, usage, _ = yield from self._stream(plain, effort, timer, tools=None)
                 yield self._done(answer, list(by_chunk.values()), usage, timer)
                 return
             for key, value in (usage or {}).items():
                 total[key] = total.get(key, 0) + value
-            calls = self.pending_calls
             if not calls:
                 break
             messages.append({"role": "assistant", "content": answer or None, "tool_calls": [
