@@ -215,6 +215,12 @@ def link_citations(text: str, known: set[int]) -> str:
     return _CITATION.sub(one, text)
 
 
+def one_line(text: str, limit: int = 90) -> str:
+    """The first line of a text, whitespace collapsed, cut to a limit with an ellipsis."""
+    first = " ".join(text.strip().split("\n", 1)[0].split())
+    return first if len(first) <= limit else first[: limit - 1].rstrip() + "…"
+
+
 def hits_markdown(sources: list[Source]) -> str:
     """A short Markdown list of sources, for a collapsible search step."""
     if not sources:
@@ -675,7 +681,7 @@ def _chat_stream(services: Services, text: str, state: ChatSession,
                 reply.query = event.query
                 if event.query.strip().casefold() != question.casefold():
                     query_at = add({"role": "assistant", "content": "…", "metadata": {
-                        "title": f"Searched for: {event.query}", "status": "done"}})
+                        "title": f"Searched for: {one_line(event.query)}", "status": "done"}})
                 yield out(panel=True)
             elif isinstance(event, SourcesEvent):
                 reply.sources.update({src.n: src for src in event.sources})
@@ -696,7 +702,7 @@ def _chat_stream(services: Services, text: str, state: ChatSession,
                     reply.sources.setdefault(src.n, src)
                 query = str(event.arguments.get("query", "")).strip() or event.name
                 add({"role": "assistant", "content": hits_markdown(event.sources),
-                     "metadata": {"title": f"Searched: {query}", "status": "done"}})
+                     "metadata": {"title": f"Searched: {one_line(query)}", "status": "done"}})
                 yield out(panel=True)
             elif isinstance(event, AnswerEvent):
                 close_thinking()
@@ -721,7 +727,9 @@ def _chat_stream(services: Services, text: str, state: ChatSession,
             elif isinstance(event, ErrorEvent):
                 close_thinking()
                 reply.error = event.message
-                add({"role": "assistant", "content": f"{WARN} {event.message}"})
+                hint = ("\n\nThe sources found for your question are listed beside the chat."
+                        if reply.sources else "")
+                add({"role": "assistant", "content": f"{WARN} {event.message}{hint}"})
                 yield out(panel=True)
     except RagError as exc:
         close_thinking()

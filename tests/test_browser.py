@@ -104,5 +104,25 @@ def test_upload_then_chat_in_chromium(app: tuple[RunningApp, FakeGptOss]) -> Non
             # a citation opens its source card
             chat.locator('a[href="#src-1"]').first.click()
             expect(panel.locator("#src-1 details")).to_have_attribute("open", "")
+
+            # a second question gets its own sources; selecting the first reply shows its own
+            follow_up = "What does Milvus do?"
+            box.fill(follow_up)
+            box.press("Enter")
+            expect(panel.locator(".rag-sources-head")).to_contain_text(follow_up,
+                                                                       timeout=60_000)
+            expect(status).to_contain_text("answered in", timeout=60_000)
+            expect(panel).to_contain_text("overview.md")
+            chat.locator(".message").first.click()
+            expect(panel.locator(".rag-sources-head")).to_contain_text(QUESTION)
+
+            # delete a document: pick its row, press delete; the lists follow
+            page.get_by_role("tab", name="Upload").click()
+            docs.get_by_text("overview.md").click()
+            page.get_by_role("button", name="Delete selected").click()
+            expect(page.get_by_text("Deleted overview.md")).to_be_visible(timeout=30_000)
+            expect(docs).not_to_contain_text("overview.md")
+            expect(page.locator(".rag-stats")).to_contain_text("1 document ")
+            assert [d.source for d in running.kb.store.list_documents()] == [PDF_NAME]
         finally:
             browser.close()

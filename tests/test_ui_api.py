@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import os
 import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -284,9 +291,6 @@ def test_sources_panel_marks_citations_and_unknown_numbers() -> None:
 
 
 def test_mcp_tools_describe_their_arguments(app: RunningApp) -> None:
-    import json
-    import urllib.request
-
     with urllib.request.urlopen(app.url + "gradio_api/mcp/schema", timeout=10) as response:
         tools = {t["name"]: t for t in json.load(response)}
     assert {"ingest", "search", "ask"} <= set(tools)
@@ -306,3 +310,30 @@ def test_rag_auth_must_be_user_and_password() -> None:
     for bad in ("alice", ":pw", "alice:"):
         with pytest.raises(ConfigError, match="RAG_AUTH"):
             auth_from(bad)
+
+
+def test_app_py_listens_where_gradio_server_name_and_port_say(tmp_path: Path) -> None:
+    port = free_port()
+    env = {**os.environ, "GRADIO_SERVER_NAME": "127.0.0.2", "GRADIO_SERVER_PORT": str(port),
+           "MILVUS_URI": str(tmp_path / "kb.db"), "RAG_MCP": "false",
+           "OPENAI_BASE_URL": f"http://127.0.0.1:{free_port()}/v1"}
+    app_py = Path(__file__).resolve().parents[1] / "app.py"
+    proc = subprocess.Popen([sys.executable, str(app_py)], cwd=tmp_path, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 240
+        while True:
+            assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.2:{port}/config", timeout=5) as r:
+                    config = json.load(r)
+                break
+            except (urllib.error.URLError, ConnectionError):
+                assert time.monotonic() < deadline, "app.py did not start serving"
+                time.sleep(1)
+        assert config["title"].startswith("gpt-oss-rag")
+        with pytest.raises(urllib.error.URLError):  # not on the default 127.0.0.1
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/config", timeout=5)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=60)
