@@ -924,16 +924,18 @@ def auth_from(value: str) -> tuple[str, str] | None:
 
 
 def launch(demo: gr.Blocks, **overrides: Any) -> Any:
-    """Serve the app: login from RAG_AUTH, MCP tools if RAG_MCP; the host and port are
-    Gradio's own (GRADIO_SERVER_NAME / GRADIO_SERVER_PORT, default 127.0.0.1:7860)."""
+    """Serve the app, with a login if RAG_AUTH is set and MCP tools if RAG_MCP is on."""
+    # No host or port here: Gradio reads GRADIO_SERVER_NAME / GRADIO_SERVER_PORT itself and
+    # defaults to 127.0.0.1:7860.
     services: Services = demo.rag_services  # type: ignore[attr-defined]
     settings = services.settings
+    auth = auth_from(settings.rag_auth)
     services.warm_up()
     theme = gr.themes.Default(
         primary_hue="indigo", neutral_hue="slate",
         font=["ui-sans-serif", "system-ui", "-apple-system", "Segoe UI", "sans-serif"],
         font_mono=["ui-monospace", "SFMono-Regular", "Menlo", "monospace"])
-    kwargs: dict[str, Any] = dict(auth=auth_from(settings.rag_auth),
+    kwargs: dict[str, Any] = dict(auth=auth,
                                   mcp_server=settings.rag_mcp, theme=theme, css=CSS, head=HEAD,
                                   footer_links=["api"])
     kwargs.update(overrides)
@@ -943,4 +945,10 @@ def launch(demo: gr.Blocks, **overrides: Any) -> Any:
 def main() -> None:
     """Read the settings once and serve the app until interrupted."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    launch(create_demo(Settings.from_env()))
+    try:
+        settings = Settings.from_env()
+        auth_from(settings.rag_auth)
+        demo = create_demo(settings)
+    except ConfigError as exc:
+        raise SystemExit(f"error: {exc}") from None
+    launch(demo)

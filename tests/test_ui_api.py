@@ -337,3 +337,21 @@ def test_app_py_listens_where_gradio_server_name_and_port_say(tmp_path: Path) ->
     finally:
         proc.terminate()
         proc.wait(timeout=60)
+
+
+def test_demo_docs_fill_an_empty_knowledge_base_once(tmp_path: Path) -> None:
+    from rag.ui import create_demo
+
+    folder = tmp_path / "demo-docs"
+    folder.mkdir()
+    (folder / "welcome.md").write_text("# Welcome\n\nThis knowledge base answers questions "
+                                       "about the demo documents.\n", encoding="utf-8")
+    settings = Settings(milvus_uri=str(tmp_path / "kb.db"), rag_demo_docs=str(folder))
+    for start in (1, 2):
+        kb = create_demo(settings).rag_services.kb
+        try:
+            assert [d.source for d in kb.store.list_documents()] == ["welcome.md"]
+        finally:
+            kb.close()
+        if start == 1:  # the next start finds a filled knowledge base and adds nothing
+            (folder / "later.md").write_text("# Later\n\nNot loaded.\n", encoding="utf-8")
