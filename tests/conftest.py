@@ -21,9 +21,7 @@ SHARED = ROOT.parent / "shared" / "data"
 PDFS = SHARED / "pdfs"
 MILVUS_DOCS = SHARED / "milvus-docs"
 
-pytest_plugins = (
-    ["tests.llamacpp_server"] if (ROOT / "tests" / "llamacpp_server.py").exists() else []
-)
+pytest_plugins = ["tests.llamacpp_server"]
 
 
 @pytest.fixture(scope="session")

@@ -83,8 +83,9 @@ def test_kill_during_replace_leaves_old_or_new_never_a_mix(tmp_path: Path, embed
     try:
         info = store.get_document("manual.pdf")
         assert info is not None
-        pages = {h.page for h in Retriever(store, embedder).search("cloud computing media sanitization", 50,
-                                                                   mode="bm25")}
+        retriever = Retriever(store, embedder)
+        hits = retriever.search("cloud computing media sanitization", 50, mode="bm25")
+        pages = {h.page for h in hits}
         if stage == "write":  # died while writing: the old version, whole
             assert info.sha256 == old.sha256
             assert store.count_chunks() == store.count_chunks("manual.pdf") == old.chunks

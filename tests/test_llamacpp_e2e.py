@@ -42,3 +42,40 @@ def test_reasoning_effort_is_accepted(llamacpp_server: str, llamacpp_model: str)
                                       stream_options={"include_usage": True})
     assert len(chunks) > 1 and content.strip()
     assert finish in {"stop", "length"}
+
+
+def test_pipeline_streams_a_cited_answer_from_a_real_server(llamacpp_server: str,
+                                                            llamacpp_model: str, tmp_path,
+                                                            embedder):
+    """Our ingest, retrieval, prompt, LLM client and events, end to end over real HTTP."""
+    from rag.events import AnswerEvent, DoneEvent, QueryEvent, SourcesEvent
+    from rag.ingest import Ingestor
+    from rag.llm import LLMClient, LLMConfig, LLMUnreachable
+    from rag.pipeline import AnswerPipeline
+    from rag.retrieval import Retriever
+    from rag.store import MilvusStore
+    from tests.conftest import PDFS
+
+    store = MilvusStore(str(tmp_path / "kb.db"), embedding_model=embedder.name,
+                        dimension=embedder.dimension)
+    try:
+        Ingestor(store, embedder).ingest_paths([PDFS / "nist-sp800-145-cloud-definition-7p.pdf"])
+        llm = LLMClient(LLMConfig(base_url=llamacpp_server, api_key="unused",
+                                  model=llamacpp_model, max_output_tokens=32, max_retries=0))
+        assert llamacpp_model in llm.list_models()
+        pipeline = AnswerPipeline(Retriever(store, embedder), llm, top_k=2,
+                                  context_tokens=2048, max_output_tokens=32)
+        events = list(pipeline.ask("What is cloud computing?"))
+    finally:
+        store.close()
+    assert isinstance(events[0], QueryEvent) and isinstance(events[1], SourcesEvent)
+    assert events[1].sources[0].hit.source == "nist-sp800-145-cloud-definition-7p.pdf"
+    deltas = [e for e in events if isinstance(e, AnswerEvent)]
+    assert len(deltas) > 1 and "".join(e.text for e in deltas).strip()
+    assert isinstance(events[-1], DoneEvent), events[-1]
+    assert events[-1].timings["first_token"] <= events[-1].timings["total"]
+
+    closed = LLMClient(LLMConfig(base_url="http://127.0.0.1:9/v1", api_key="x", model="m",
+                                 max_retries=0))
+    with pytest.raises(LLMUnreachable):
+        closed.list_models()
