@@ -24,7 +24,6 @@ from rag.ingest import IngestResult
 from rag.ingest import Progress as IngestProgress
 from rag.kb import KnowledgeBase
 from rag.retrieval import MODES
-from rag.schema import Hit
 from rag.settings import Settings
 
 app = typer.Typer(help="gpt-oss-rag: a knowledge base in Milvus, answers from gpt-oss.",
@@ -48,14 +47,6 @@ def knowledge_base(settings: Settings | None = None) -> Iterator[KnowledgeBase]:
     finally:
         if kb is not None:
             kb.close()
-
-
-def _location(hit: Hit) -> str:
-    if hit.page is not None:
-        pages = f"p. {hit.page}" if hit.page_end in (None, hit.page) else (
-            f"pp. {hit.page}-{hit.page_end}")
-        return f"{pages} {hit.heading}".strip()
-    return hit.heading
 
 
 def _score(value: float | None, digits: int = 3) -> str:
@@ -134,7 +125,7 @@ def search(
             table = Table("#", "source", "page / heading", "score", "cosine", "bm25", "text",
                           title=query, show_lines=True)
             for h in hits:
-                table.add_row(str(h.rank), h.source, _location(h), _score(h.score, 4),
+                table.add_row(str(h.rank), h.source, h.location(" "), _score(h.score, 4),
                               _score(h.dense_score), _score(h.bm25_score, 2),
                               h.text[:300] + ("…" if len(h.text) > 300 else ""))
             out.print(table if hits else f"[yellow]No hits for[/yellow] {query!r}")
@@ -290,8 +281,9 @@ class _AnswerRenderer:
         cited = self.cited
         table = Table("n", "source", "page / heading", "cosine", "bm25", "cited", title="Sources")
         for s in sorted(self.sources, key=lambda s: s.n):
-            table.add_row(f"[{s.n}]", s.hit.source, _location(s.hit), _score(s.hit.dense_score),
-                          _score(s.hit.bm25_score, 2), "yes" if s.n in cited else "")
+            table.add_row(f"[{s.n}]", s.hit.source, s.hit.location(" "),
+                          _score(s.hit.dense_score), _score(s.hit.bm25_score, 2),
+                          "yes" if s.n in cited else "")
         out.print(table)
 
 

@@ -58,14 +58,8 @@ def estimate_tokens(text: str) -> int:
 
 def describe(source: Source) -> str:
     """One line naming a source: file, page and heading."""
-    hit = source.hit
-    parts = [hit.source]
-    if hit.page is not None:
-        parts.append(f"page {hit.page}" if hit.page_end in (None, hit.page)
-                     else f"pages {hit.page}-{hit.page_end}")
-    if hit.heading:
-        parts.append(hit.heading)
-    return ", ".join(parts)
+    where = source.hit.location()
+    return f"{source.hit.source}, {where}" if where else source.hit.source
 
 
 def format_sources(sources: Sequence[Source]) -> str:

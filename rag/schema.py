@@ -55,6 +55,19 @@ class Hit:
         """JSON-ready form."""
         return asdict(self)
 
+    @property
+    def page_label(self) -> str:
+        """'p. 3', 'pp. 3-5', or '' when the chunk has no page."""
+        if self.page is None:
+            return ""
+        if self.page_end in (None, self.page):
+            return f"p. {self.page}"
+        return f"pp. {self.page}-{self.page_end}"
+
+    def location(self, sep: str = ", ") -> str:
+        """Where the chunk is: its page label and heading path, whichever it has."""
+        return sep.join(part for part in (self.page_label, self.heading) if part)
+
 
 @dataclass(frozen=True, slots=True)
 class DocumentInfo:

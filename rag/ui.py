@@ -190,13 +190,7 @@ class ChatSession:
 
 def location(hit: Hit) -> str:
     """Where a chunk is: page or pages, then its heading path."""
-    parts = []
-    if hit.page is not None:
-        parts.append(f"p. {hit.page}" if hit.page_end in (None, hit.page)
-                     else f"pp. {hit.page}–{hit.page_end}")
-    if hit.heading:
-        parts.append(hit.heading)
-    return " · ".join(parts)
+    return hit.location(" · ")
 
 
 def _num(value: float | None, digits: int) -> str:
