@@ -101,7 +101,7 @@ class AnswerPipeline:
         query = question
         if history and self.llm is not None:
             query = yield from self._rewrite(question, history)
-        yield QueryEvent(query=query, original=question)
+            yield QueryEvent(query=query, original=question)
         k = options.k or self.top_k
         hits = self.retriever.search(query, k, mode=options.mode, doc_ids=options.doc_ids)
         timer.mark("retrieval")
@@ -111,9 +111,11 @@ class AnswerPipeline:
             yield ErrorEvent(f"No language model is configured, so here are the sources only. "
                              f"{self.llm_hint}")
             return
+        notices: list[NoticeEvent] = []
         if options.agent and not provider_streams_tool_calls(self.llm.config.provider_name):
-            yield NoticeEvent(f"Agentic search is off for {self.llm.config.provider_name}: its "
-                              "streamed tool calls are unreliable. Answering from one search.")
+            notices.append(NoticeEvent(
+                f"Agentic search is off for {self.llm.config.provider_name}: its streamed tool "
+                "calls are unreliable. Answering from one search."))
             options = AskOptions(options.effort, options.k, options.mode, options.doc_ids)
         effort = options.effort or self.effort
         if options.agent:
@@ -124,9 +126,10 @@ class AnswerPipeline:
                                            context_tokens=self.context_tokens,
                                            max_output_tokens=self.max_output_tokens)
         if len(fitted) < len(sources):
-            yield NoticeEvent(f"Only {len(fitted)} of {len(sources)} sources fit the model's "
-                              "context window (LLM_CONTEXT_TOKENS).")
+            notices.append(NoticeEvent(f"Only {len(fitted)} of {len(sources)} sources fit the "
+                                       "model's context window (LLM_CONTEXT_TOKENS)."))
         yield SourcesEvent(fitted)
+        yield from notices
         answer, usage, _ = yield from self._stream(messages, effort, timer, tools=None)
         yield self._done(answer, fitted, usage, timer)
 

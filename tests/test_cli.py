@@ -76,10 +76,10 @@ def test_ask_streams_json_events_in_order(run, llm: FakeGptOss):
     events = _lines(run("ask", "--json", "--effort", "high",
                         "What are the essential characteristics of cloud computing?").stdout)
     kinds = [e["type"] for e in events]
-    assert kinds[0] == "query" and kinds[1] == "sources" and kinds[-1] == "done"
+    assert kinds[0] == "sources" and kinds[-1] == "done"
     assert "reasoning" in kinds and "answer" in kinds
     assert kinds.index("reasoning") < kinds.index("answer")
-    sources = events[1]["sources"]
+    sources = events[0]["sources"]
     assert [s["n"] for s in sources] == list(range(1, len(sources) + 1))
     assert {"n", "source", "page", "heading", "text", "score", "dense_score",
             "bm25_score"} <= sources[0].keys()
@@ -100,7 +100,7 @@ def test_ask_with_unreachable_llm_fails_clearly_but_shows_sources(run, tmp_path:
              "OPENAI_BASE_URL": "http://127.0.0.1:9/v1", "LLM_MODEL": "gpt-oss-20b"})
     assert env_run.returncode == 1
     events = _lines(env_run.stdout)
-    assert events[1]["type"] == "sources" and events[1]["sources"]
+    assert events[0]["type"] == "sources" and events[0]["sources"]
     assert events[-1]["type"] == "error" and "OPENAI_BASE_URL" in events[-1]["message"]
 
 
