@@ -12,6 +12,9 @@ from rag.retrieval import Retriever
 from rag.store import MilvusStore
 from tests.conftest import MILVUS_DOCS, ROOT
 
+# Embedding the whole corpus (several thousand chunks) dominates: minutes on a 2-core CPU.
+pytestmark = pytest.mark.timeout(2400)
+
 QUESTIONS = [json.loads(line) for line in
              (ROOT / "benchmarks" / "milvus_docs_questions.jsonl").read_text().splitlines()
              if line.strip()]
