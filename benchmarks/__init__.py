@@ -1,0 +1,1 @@
+"""Benchmarks of ingestion, encoders, query latency and retrieval quality (benchmarks.run_all)."""

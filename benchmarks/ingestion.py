@@ -1,0 +1,197 @@
+"""Ingestion benchmark: end-to-end throughput, a per-stage breakdown and peak memory.
+
+Each corpus is ingested in its own subprocess (`python -m benchmarks.ingestion --worker ...`), so
+its peak RSS is its own (Milvus Lite 3 runs inside the process). The peak is VmHWM of the worker:
+ru_maxrss would not do, as Linux carries the parent's peak over fork and exec into the child's
+ru_maxrss. The worker times every stage by
+wrapping the functions rag.ingest calls (load, the lazy sections, chunk_sections, count_tokens,
+embed, analyze, every store method), then re-embeds a sample of the very batches the ingest sent
+to the encoder, alone, with the store closed: the encoder's own throughput on the same texts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from benchmarks.common import (
+    PDFS,
+    ROOT,
+    Stopwatch,
+    TimedEmbedder,
+    TimedStore,
+    log,
+    make_embedder,
+    open_store,
+    rss_mb,
+)
+
+MIN_PDF_PAGES = 600
+
+
+def build_large_pdf(target: Path, min_pages: int = MIN_PDF_PAGES) -> int:
+    """Join the shared PDFs (not the broken edge-* ones) repeatedly into one file; its pages."""
+    from pypdf import PdfReader, PdfWriter
+
+    sources = sorted(p for p in PDFS.glob("*.pdf") if not p.name.startswith("edge-"))
+    writer = PdfWriter()
+    pages = 0
+    while pages < min_pages:
+        for path in sources:
+            reader = PdfReader(path)
+            writer.append(reader)
+            pages += len(reader.pages)
+            if pages >= min_pages:
+                break
+    with target.open("wb") as fh:
+        writer.write(fh)
+    return pages
+
+
+def run(name: str, path: Path, runtime: str, replay_fraction: float, workdir: Path) -> dict:
+    """Ingest `path` in a subprocess; its measurements plus the peak RSS the kernel reports."""
+    out = workdir / f"ingest-{name}.json"
+    command = [sys.executable, "-m", "benchmarks.ingestion", "--worker", "--name", name,
+               "--path", str(path), "--runtime", runtime, "--replay", str(replay_fraction),
+               "--json", str(out)]
+    started = time.perf_counter()
+    completed = subprocess.run(command, cwd=ROOT, check=False)
+    if completed.returncode != 0:
+        raise RuntimeError(f"ingestion worker for {name} exited with {completed.returncode}")
+    result = json.loads(out.read_text(encoding="utf-8"))
+    result["process_seconds"] = round(time.perf_counter() - started, 1)
+    return result
+
+
+def _instrument(watch: Stopwatch) -> None:
+    """Time what rag.ingest calls: load, lazy sections, chunking, BM25 analysis."""
+    import rag.ingest as ingest
+
+    load, chunk_sections, analyze = ingest.load, ingest.chunk_sections, ingest.analyze
+    timed_load = watch.wrap("load", load)
+
+    def load_timed(path: Path, source: str | None = None) -> Any:
+        doc = timed_load(path, source)
+        doc.sections = watch.iterate("sections", iter(doc.sections))
+        return doc
+
+    def chunk_timed(sections: Any, **kwargs: Any) -> Any:
+        return watch.iterate("chunk_sections", chunk_sections(sections, **kwargs))
+
+    ingest.load = load_timed
+    ingest.chunk_sections = chunk_timed
+    ingest.analyze = watch.wrap("analyze", analyze)
+
+
+def _breakdown(watch: Stopwatch, total: float) -> dict[str, float]:
+    """Seconds per stage; nested timings are subtracted so the stages add up to the total."""
+    s = watch.seconds
+    store = {k: v for k, v in s.items() if k.startswith("store.")}
+    stages = {
+        "parse (read, open, extract text)": s["load"] + s["sections"],
+        "chunking (python)": s["chunk_sections"] - s["sections"] - s["count_tokens"],
+        "token counting (chunker)": s["count_tokens"],
+        "embed": s["embed"],
+        "BM25 analysis": s["analyze"],
+        "Milvus insert": store.pop("store.insert_chunks", 0.0),
+        "Milvus flush": store.pop("store.flush", 0.0),
+        "Milvus bookkeeping (version markers, document lookups)": sum(store.values()),
+    }
+    stages["rest of rag.ingest"] = total - sum(stages.values())
+    return {k: round(v, 2) for k, v in stages.items()}
+
+
+def worker(name: str, path: Path, runtime: str, replay_fraction: float) -> dict[str, Any]:
+    """Ingest one corpus with timing wrappers; then re-embed sampled batches alone."""
+    from rag.ingest import Ingestor
+    from rag.settings import Settings
+
+    settings = Settings()
+    rss_start = rss_mb()
+    loaded = time.perf_counter()
+    embedder = make_embedder(runtime, batch_size=settings.embedding_batch_size)
+    embedder.embed(["warm-up"])
+    model_seconds = time.perf_counter() - loaded
+    rss_model = rss_mb()
+    watch = Stopwatch()
+    timed = TimedEmbedder(embedder, watch)
+    _instrument(watch)
+    samples: list[tuple[int, float]] = []  # (chunks stored so far, RSS MB)
+    state = {"chunks": 0, "next_log": 0.0}
+
+    def progress(p: Any) -> None:
+        if p.stage == "done":
+            state["chunks"] += p.chunks
+        now = time.perf_counter()
+        if now >= state["next_log"]:
+            samples.append((state["chunks"] + (p.chunks if p.stage != "done" else 0), rss_mb()))
+            where = f"page {p.page}/{p.pages}" if p.pages else f"file {p.index}/{p.total}"
+            log(f"  {name}: {where}, {samples[-1][0]} chunks, RSS {samples[-1][1]:.0f} MB")
+            state["next_log"] = now + 15
+
+    with tempfile.TemporaryDirectory(prefix="bench-ingest-") as tmp:
+        store = open_store(Path(tmp), embedder)
+        ingestor = Ingestor(TimedStore(store, watch), timed,  # type: ignore[arg-type]
+                            chunk_tokens=settings.chunk_tokens,
+                            chunk_overlap=settings.chunk_overlap,
+                            batch_size=settings.embedding_batch_size)
+        started = time.perf_counter()
+        results = ingestor.ingest_paths([path], progress=progress)
+        total = time.perf_counter() - started
+        rss_end = rss_mb()
+        stored = store.count_chunks()
+        store.close()
+
+    chunks = sum(r.chunks for r in results)
+    failed = [f"{r.source}: {r.reason}" for r in results if r.status == "failed"]
+    step = max(1, round(1 / replay_fraction))
+    sampled = timed.batches[::step]
+    log(f"  {name}: re-embedding {len(sampled)} of {len(timed.batches)} batches alone")
+    alone = 0.0
+    for texts, _ in sampled:
+        begun = time.perf_counter()
+        embedder.embed(texts)
+        alone += time.perf_counter() - begun
+    sampled_chunks = sum(len(t) for t, _ in sampled)
+    in_ingest = sum(s for _, s in sampled)
+    tokens = sum(sum(embedder.count_tokens(t)) for t, _ in timed.batches)
+    e2e = chunks / total
+    encoder_alone = sampled_chunks / alone
+    return {
+        "name": name, "runtime": runtime, "files": len(results), "failed": failed,
+        "pages": sum(r.pages or 0 for r in results), "chunks": chunks, "stored": stored,
+        "embedded_tokens": tokens, "seconds": round(total, 1),
+        "chunks_per_s": round(e2e, 1), "encoder_alone_chunks_per_s": round(encoder_alone, 1),
+        "e2e_over_encoder": round(e2e / encoder_alone, 3),
+        "replayed_batches": len(sampled), "replayed_chunks": sampled_chunks,
+        "replay_in_ingest_s": round(in_ingest, 1), "replay_alone_s": round(alone, 1),
+        "breakdown_s": _breakdown(watch, total),
+        "calls": dict(watch.calls), "model_load_s": round(model_seconds, 1),
+        "peak_rss_mb": round(rss_mb("VmHWM")),
+        "rss_mb": {"start": round(rss_start), "model_loaded": round(rss_model),
+                   "end_of_ingest": round(rss_end), "samples": samples},
+    }
+
+
+def main() -> None:
+    """Worker entry point."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--worker", action="store_true", required=True)
+    parser.add_argument("--name", required=True)
+    parser.add_argument("--path", type=Path, required=True)
+    parser.add_argument("--runtime", default="onnx")
+    parser.add_argument("--replay", type=float, default=0.25)
+    parser.add_argument("--json", type=Path, required=True)
+    args = parser.parse_args()
+    result = worker(args.name, args.path, args.runtime, args.replay)
+    args.json.write_text(json.dumps(result, indent=2), encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()
