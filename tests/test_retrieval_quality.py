@@ -30,9 +30,11 @@ def milvus_kb(tmp_path_factory: pytest.TempPathFactory, embedder):
 
 
 def _answered(hits, question) -> bool:
-    phrase = question["answer"].lower()
-    return any(h.source == question["source"]
-               and (phrase in h.text.lower() or phrase in h.heading.lower()) for h in hits)
+    """Some hit is from a file that holds the answer and contains the answer's phrase."""
+    accepted = [question, *question.get("also", [])]
+    return any(h.source == a["source"] and (a["answer"].lower() in h.text.lower()
+                                            or a["answer"].lower() in h.heading.lower())
+               for h in hits for a in accepted)
 
 
 def test_whole_corpus_ingests(milvus_kb):
@@ -60,5 +62,6 @@ def test_hybrid_beats_each_retriever_alone(milvus_kb):
 
 def test_source_files_exist():
     for q in QUESTIONS:
-        text = Path(MILVUS_DOCS / q["source"]).read_text(encoding="utf-8").lower()
-        assert q["answer"].lower() in text, q
+        for accepted in [q, *q.get("also", [])]:
+            text = Path(MILVUS_DOCS / accepted["source"]).read_text(encoding="utf-8").lower()
+            assert accepted["answer"].lower() in text, accepted
