@@ -636,7 +636,7 @@ def _chat_stream(services: Services, text: str, state: ChatSession,
         yield state.messages, gr.skip(), "Type a question first.", state, gr.skip()
         return
     msgs = state.messages
-    reply = Reply(question, first=len(msgs))
+    reply = Reply(question, first=len(msgs), query=question)  # a rewrite replaces the query
     state.replies.append(reply)
     msgs.append({"role": "user", "content": question})
     reply.end = len(msgs)

@@ -279,7 +279,7 @@ def test_sources_panel_marks_citations_and_unknown_numbers() -> None:
                   unknown=[7], done=True)
     panel = sources_html(reply)
     assert "id='src-1'" in panel and "rag-cited" in panel
-    assert "pp. 2–3 · Intro" in panel
+    assert "pp. 2-3 · Intro" in panel
     assert "0.610" in panel and "4.20" in panel and "rank <b>1</b>" in panel
     assert "&lt;b&gt;bold&lt;/b&gt;" in panel  # chunk text is escaped
     assert "[7] does not match any source" in panel
