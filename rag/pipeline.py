@@ -94,7 +94,7 @@ class AnswerPipeline:
         if not question.strip():
             yield ErrorEvent("Ask a question first.")
             return
-        if self.retriever.store.count_chunks() == 0:
+        if self.retriever.store.is_empty():
             yield ErrorEvent("The knowledge base is empty: upload documents first "
                              "(the Upload tab, or `rag ingest FILES`).")
             return

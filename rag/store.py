@@ -363,6 +363,10 @@ class MilvusStore:
         rows = self._query(self.documents, f'state == "{ACTIVE}"', DOC_FIELDS)
         return sorted((self._to_info(r) for r in rows), key=lambda d: d.doc_id)
 
+    def is_empty(self) -> bool:
+        """True when no document is stored (a one-row lookup, unlike counting chunks)."""
+        return not self._query(self.documents, f'state == "{ACTIVE}"', ["doc_id"], limit=1)
+
     def count_chunks(self, doc_id: str | None = None) -> int:
         """Visible chunks, of one document or of all."""
         expr = self._visibility_filter([doc_id] if doc_id else None) or 'id != ""'
