@@ -895,7 +895,7 @@ def create_demo(settings: Settings | None = None) -> gr.Blocks:
 def _load_demo_docs(kb: KnowledgeBase, folder: Path) -> None:
     """Ingest the demo folder into an empty knowledge base (RAG_DEMO_DOCS)."""
     try:
-        if kb.store.count_chunks() > 0:
+        if not kb.store.is_empty():
             return
         if not folder.is_dir():
             raise ConfigError(f"RAG_DEMO_DOCS={folder} is not a folder.")
