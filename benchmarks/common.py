@@ -194,6 +194,50 @@ class TimedEmbedder:
         return self._count(texts)
 
 
+class HashEmbedder:
+    """A stand-in encoder with no cost: pseudo-random unit vectors, the real token counter.
+
+    Ingesting with it shows what everything except the encoder costs.
+    """
+
+    def __init__(self, inner: LocalEmbedder) -> None:
+        self.name = inner.name
+        self.dimension = 384
+        self._count = inner.count_tokens
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """One random unit vector per text."""
+        rng = np.random.default_rng(len(texts))
+        vectors = rng.normal(size=(len(texts), self.dimension)).astype(np.float32)
+        return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+    def embed_query(self, text: str) -> np.ndarray:
+        """A random unit vector."""
+        return self.embed([text])[0]
+
+    def count_tokens(self, texts: list[str]) -> list[int]:
+        """The real model's token counts (the chunker's cost is real)."""
+        return self._count(texts)
+
+
+def flush_every(store: MilvusStore, documents: int) -> None:
+    """Flush the store after every `documents` commits (the proposed ingest fix, see RESULTS.md).
+
+    Without it Milvus Lite keeps every row of a long ingest in its memtable, which each of the
+    ~10 per-document store calls scans, so ingesting many small documents is quadratic.
+    """
+    commit = store.commit_version
+    done = [0]
+
+    def commit_and_flush(info: Any, version: str) -> None:
+        commit(info, version)
+        done[0] += 1
+        if done[0] % documents == 0:
+            store.flush()
+
+    store.commit_version = commit_and_flush  # type: ignore[method-assign]
+
+
 class TimedStore:
     """Delegates to a MilvusStore, timing every method call under `store.<name>`."""
 

@@ -12,6 +12,7 @@ to the encoder, alone, with the store closed: the encoder's own throughput on th
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import subprocess
 import sys
@@ -23,9 +24,11 @@ from typing import Any
 from benchmarks.common import (
     PDFS,
     ROOT,
+    HashEmbedder,
     Stopwatch,
     TimedEmbedder,
     TimedStore,
+    flush_every,
     log,
     make_embedder,
     open_store,
@@ -67,6 +70,43 @@ def run(name: str, path: Path, runtime: str, replay_fraction: float, workdir: Pa
     result = json.loads(out.read_text(encoding="utf-8"))
     result["process_seconds"] = round(time.perf_counter() - started, 1)
     return result
+
+
+def many_small_documents(docs: int, window: int = 100) -> dict[str, Any]:
+    """Per-document cost of our ingest code alone (no-cost encoder), as the store fills up.
+
+    SciFact abstracts (about 2.3 chunks each) are ingested in one run, once as rag.ingest does
+    it and once with a store flush every 100 documents.
+    """
+    from benchmarks.encoders import subset
+    from rag.evaluation import ingest_corpus
+    from rag.ingest import Ingestor
+
+    dataset = subset(docs)
+    embedder = HashEmbedder(make_embedder("onnx"))
+    out: dict[str, Any] = {"docs": len(dataset.keep), "window": window}
+    for variant in ("as is", "flush every 100 documents"):
+        marks: list[float] = []
+
+        def progress(p: Any, marks: list[float] = marks) -> None:
+            if p.stage == "done" and p.index % window == 0:
+                marks.append(time.perf_counter())
+
+        with tempfile.TemporaryDirectory(prefix="bench-small-") as tmp:
+            store = open_store(Path(tmp), embedder)  # type: ignore[arg-type]
+            if variant != "as is":
+                flush_every(store, 100)
+            ingestor = Ingestor(store, embedder, batch_size=32)  # type: ignore[arg-type]
+            started = time.perf_counter()
+            results = ingest_corpus(ingestor, dataset, progress=progress)
+            total = time.perf_counter() - started
+            store.close()
+        edges = [started, *marks]
+        per_doc = [round(1000 * (b - a) / window) for a, b in itertools.pairwise(edges)]
+        out[variant] = {"seconds": round(total, 1), "chunks": sum(r.chunks for r in results),
+                        "ms_per_doc_by_window": per_doc}
+        log(f"  many small documents, {variant}: {total:.0f}s, ms/doc per {window}: {per_doc}")
+    return out
 
 
 def _instrument(watch: Stopwatch) -> None:

@@ -21,6 +21,7 @@ PUBLISHED = [
     ("BM25 (Anserini, flat)", 0.679), ("BM25 (BEIR paper)", 0.665),
     ("all-MiniLM-L6-v2 dense (MTEB)", 0.645), ("bge-small-en-v1.5 dense (MTEB)", 0.713),
 ]
+PARTS = ("encoders", "ingestion", "scifact")
 ENCODER_NAMES = {"torch": "sentence-transformers (torch)", "onnx": "ONNX Runtime fp32",
                  "onnx-int8": "ONNX Runtime int8"}
 
@@ -43,6 +44,17 @@ def _pct(part: float, total: float) -> str:
     return f"{part:.1f} s ({100 * part / total:.0f}%)" if total else f"{part:.1f} s"
 
 
+def _rss(run: dict[str, Any]) -> str:
+    """RSS of one ingest: with the model loaded, the range while ingesting, at the end."""
+    rss = run["rss_mb"]
+    during = [mb for chunks, mb in rss["samples"] if chunks > 0]
+    text = f"{run['name']} {rss['model_loaded']} MB with the model loaded"
+    if during:
+        text += (f", {min(during):.0f}-{max(during):.0f} MB over {len(during)} samples while "
+                 "ingesting")
+    return text + f", {rss['end_of_ingest']} MB at the end"
+
+
 def render(results: dict[str, Any], command: str) -> str:
     """The Markdown summary."""
     m = results["machine"]
@@ -53,7 +65,9 @@ def render(results: dict[str, Any], command: str) -> str:
         f"pymilvus {m['pymilvus']} with Milvus Lite. Load average "
         f"{results['load_before']:.1f} before and {results['load_after']:.1f} after: the "
         "machine was shared, so absolute speeds are noisy; ratios are measured inside one run. "
-        f"The whole run took {results['minutes']:.0f} min.", "",
+        f"The whole run took {results['minutes']:.0f} min ("
+        + ", ".join(f"{k} {v:.0f}" for k, v in results.get("part_minutes", {}).items())
+        + ").", "",
         f"Rerun: `{command}`", "",
     ]
     if "ingestion" in results:
@@ -77,10 +91,22 @@ def render(results: dict[str, Any], command: str) -> str:
             cells = [_pct(r["breakdown_s"].get(stage, 0.0), r["seconds"]) for r in runs.values()]
             lines.append(f"| {stage} | " + " | ".join(cells) + " |")
         lines += ["", "The encoder-alone rate re-embeds a sample of the same batches (same texts, "
-                  "same batch size) after the ingest, with the store closed. RSS: "
-                  + "; ".join(f"{r['name']} {r['rss_mb']['model_loaded']} MB with the model "
-                              f"loaded, {r['rss_mb']['end_of_ingest']} MB at the end"
-                              for r in runs.values()) + ".", ""]
+                  "same batch size) after the ingest, with the store closed. Peak RSS is the "
+                  "worker's VmHWM (Milvus Lite runs in the process). RSS: "
+                  + "; ".join(_rss(r) for r in runs.values()) + ".", ""]
+        small = results.get("small_documents")
+        if small:
+            lines += [
+                f"Many small documents: {small['docs']} SciFact abstracts ingested in one run "
+                "with a no-cost stand-in encoder, so only our code and Milvus Lite are timed "
+                f"(milliseconds per document, per {small['window']} documents):", "",
+                "| variant | total | ms per document as the store fills |", "|---|---|---|",
+            ]
+            for variant in ("as is", "flush every 100 documents"):
+                r = small[variant]
+                lines.append(f"| {variant} | {r['seconds']:.0f} s | "
+                             + " → ".join(str(v) for v in r["ms_per_doc_by_window"]) + " |")
+            lines.append("")
     if "encoders" in results:
         t = results["encoders"]["throughput"]
         q = results["encoders"].get("quality")
@@ -134,8 +160,9 @@ def render(results: dict[str, Any], command: str) -> str:
                   "\"To the LLM\" is from AnswerPipeline.ask() to the chat request arriving at "
                   "a loopback server.", "",
                   "| chunks | query embed | dense search | BM25 search | hybrid search, total "
-                  "| to the LLM: total | of which retrieval | count check | prompt + HTTP |",
-                  "|---|---|---|---|---|---|---|---|---|"]
+                  "| dense ∥ BM25 (2 threads) | to the LLM: total | of which retrieval "
+                  "| empty-KB check | prompt + HTTP |",
+                  "|---|---|---|---|---|---|---|---|---|---|"]
         for size in ("small", "large"):
             if f"latency_{size}" not in s:
                 continue
@@ -147,8 +174,9 @@ def render(results: dict[str, Any], command: str) -> str:
             lines.append(
                 f"| {lat['chunks']:,} | {cell(lat['embed_query'])} | {cell(lat['search_dense'])} "
                 f"| {cell(lat['search_bm25'])} | {cell(lat['hybrid_total'])} | "
+                f"{cell(lat['dense_bm25_parallel'])} | "
                 f"{cell(llm['to_first_byte'])} | {cell(llm['retriever_search'])} | "
-                f"{cell(llm['count_chunks_check'])} | {cell(llm['prompt_and_http'])} |")
+                f"{cell(llm['empty_check'])} | {cell(llm['prompt_and_http'])} |")
         if "grow" in s:
             g = s["grow"]
             lines += ["", f"The {g['chunks']:,}-chunk store holds the SciFact chunks plus "
@@ -163,16 +191,22 @@ def main() -> None:
     """Run the selected benchmarks, print progress, write the summary and the raw JSON."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "RESULTS.md")
-    parser.add_argument("--only", nargs="+", choices=("encoders", "ingestion", "scifact"),
-                        default=["encoders", "ingestion", "scifact"])
+    parser.add_argument("--only", nargs="+", choices=PARTS, default=list(PARTS))
+    parser.add_argument("--resume", action="store_true",
+                        help="keep the parts already in results.json beside --out")
+    parser.add_argument("--quick", action="store_true",
+                        help="about 20 min: SciFact cut to 1,000 documents, no tutorial run, "
+                             "no encoder quality check, fewer re-embedded batches")
     parser.add_argument("--runtime", choices=encoders.RUNTIMES, default="onnx",
                         help="encoder for the ingestion and SciFact parts")
     parser.add_argument("--replay", type=float, default=0.2,
                         help="share of the ingest's embed batches re-embedded alone")
     parser.add_argument("--pdf-pages", type=int, default=ingestion.MIN_PDF_PAGES)
+    parser.add_argument("--small-docs", type=int, default=600,
+                        help="SciFact abstracts in the many-small-documents overhead run (0: off)")
     parser.add_argument("--sample-chunks", type=int, default=128)
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--quality-docs", type=int, default=600,
+    parser.add_argument("--quality-docs", type=int, default=400,
                         help="SciFact documents per encoder in the encoder quality check (0: off)")
     parser.add_argument("--latency-queries", type=int, default=60)
     parser.add_argument("--ttfb-queries", type=int, default=30)
@@ -181,48 +215,78 @@ def main() -> None:
     parser.add_argument("--docs", type=Path, default=MILVUS_DOCS,
                         help="the Markdown corpus of the ingestion benchmark")
     parser.add_argument("--scifact-docs", type=int, default=0,
-                        help="cut the SciFact corpus to this many documents (0: all; for trials)")
+                        help="cut the SciFact corpus to this many documents (0: all)")
     args = parser.parse_args()
+    if args.quick:
+        args.scifact_docs = args.scifact_docs or 1000
+        args.no_tutorial = True
+        args.quality_docs = 0
+        args.replay = 0.1
     if not SHARED.is_dir():
         raise SystemExit(f"shared data not found at {SHARED}")
     command = "python -m benchmarks.run_all " + shlex.join(
         a if not a.startswith(str(ROOT)) else str(Path(a).relative_to(ROOT))
         for a in sys.argv[1:])
-    started = time.perf_counter()
-    results: dict[str, Any] = {
-        "date": dt.date.today().isoformat(), "machine": machine(), "runtime": args.runtime,
-        "batch_size": make_embedder("onnx").batch_size, "args": vars(args) | {"out": str(args.out)},
-    }
-    results["load_before"] = results["machine"]["load_average"][0]
-    results["onnx_export_s"] = prepare_onnx()
-    if "encoders" in args.only:
-        results["encoders"] = encoders.run(args.sample_chunks, args.runs, args.quality_docs)
-    if "ingestion" in args.only:
-        with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
-            work = Path(tmp)
-            pdf = work / "large.pdf"
-            pages = ingestion.build_large_pdf(pdf, args.pdf_pages)
-            log(f"ingestion: built a {pages}-page PDF ({pdf.stat().st_size / 1e6:.1f} MB)")
-            results["ingestion"] = {}
-            for name, path in ((args.docs.name, args.docs), (f"{pages}-page PDF", pdf)):
-                log(f"ingestion: {name} in a subprocess")
-                r = ingestion.run(name, path, args.runtime, args.replay, work)
-                results["ingestion"][name] = r
-                log(f"ingestion: {name}: {r['chunks']} chunks in {r['seconds']}s, "
-                    f"{r['chunks_per_s']} chunks/s, encoder alone "
-                    f"{r['encoder_alone_chunks_per_s']}, peak RSS {r['peak_rss_mb']} MB")
-    if "scifact" in args.only:
-        dataset = encoders.subset(args.scifact_docs) if args.scifact_docs else None
-        results["scifact"] = scifact.run(args.runtime, args.latency_queries, args.ttfb_queries,
-                                         args.grow_to, tutorial=not args.no_tutorial,
-                                         dataset=dataset)
-    results["minutes"] = (time.perf_counter() - started) / 60
-    results["load_after"] = os.getloadavg()[0]
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(render(results, command), encoding="utf-8")
     raw = args.out.with_name("results.json")
-    raw.write_text(json.dumps(results, indent=2, default=str), encoding="utf-8")
-    log(f"wrote {args.out} and {raw} ({results['minutes']:.1f} min)")
+    started = time.perf_counter()
+    results: dict[str, Any] = {}
+    if args.resume and raw.exists():
+        results = json.loads(raw.read_text(encoding="utf-8"))
+        log(f"resuming: keeping {', '.join(p for p in PARTS if p in results)} from {raw}")
+    results.update({
+        "date": dt.date.today().isoformat(), "machine": machine(), "runtime": args.runtime,
+        "batch_size": make_embedder("onnx").batch_size,
+        "args": vars(args) | {"out": str(args.out), "docs": str(args.docs)},
+    })
+    results.setdefault("part_minutes", {})
+    results.setdefault("load_before", results["machine"]["load_average"][0])
+    results["onnx_export_s"] = prepare_onnx()
+
+    def save() -> None:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        raw.write_text(json.dumps(results, indent=2, default=str), encoding="utf-8")
+
+    for part in args.only:
+        if part in results:
+            continue
+        begun = time.perf_counter()
+        if part == "encoders":
+            results[part] = encoders.run(args.sample_chunks, args.runs, args.quality_docs)
+        elif part == "ingestion":
+            results[part] = run_ingestion(args)
+            if args.small_docs:
+                log(f"ingestion: {args.small_docs} small documents, our code alone")
+                results["small_documents"] = ingestion.many_small_documents(args.small_docs)
+        else:
+            dataset = encoders.subset(args.scifact_docs) if args.scifact_docs else None
+            results[part] = scifact.run(args.runtime, args.latency_queries, args.ttfb_queries,
+                                        args.grow_to, tutorial=not args.no_tutorial,
+                                        dataset=dataset)
+        results["part_minutes"][part] = round((time.perf_counter() - begun) / 60, 1)
+        save()
+    results["minutes"] = sum(results["part_minutes"].values())
+    results["load_after"] = os.getloadavg()[0]
+    save()
+    args.out.write_text(render(results, command), encoding="utf-8")
+    log(f"wrote {args.out} and {raw} ({(time.perf_counter() - started) / 60:.1f} min)")
+
+
+def run_ingestion(args: argparse.Namespace) -> dict[str, Any]:
+    """The Markdown corpus and a large PDF, each ingested in its own subprocess."""
+    out: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
+        work = Path(tmp)
+        pdf = work / "large.pdf"
+        pages = ingestion.build_large_pdf(pdf, args.pdf_pages)
+        log(f"ingestion: built a {pages}-page PDF ({pdf.stat().st_size / 1e6:.1f} MB)")
+        for name, path in ((args.docs.name, args.docs), (f"{pages}-page PDF", pdf)):
+            log(f"ingestion: {name} in a subprocess")
+            r = ingestion.run(name, path, args.runtime, args.replay, work)
+            out[name] = r
+            log(f"ingestion: {name}: {r['chunks']} chunks in {r['seconds']}s, "
+                f"{r['chunks_per_s']} chunks/s, encoder alone "
+                f"{r['encoder_alone_chunks_per_s']}, peak RSS {r['peak_rss_mb']} MB")
+    return out
 
 
 if __name__ == "__main__":
