@@ -72,6 +72,7 @@ class _Job:
     doc: LoadedDocument | None = None
     version: str = ""
     replacing: bool = False
+    begun: bool = False
     stored: int = 0
     page: int | None = None
     result: IngestResult | None = None
@@ -126,6 +127,7 @@ class _Run:
         self.open: list[_Job] = []  # begun, not yet committed or aborted
         self.buffer: list[tuple[_Job, Chunk]] = []
         self.by_sha: dict[str, str] = {}  # content seen in this run -> its document name
+        self.sources: set[str] = set()  # document names seen in this run
 
     def _progress(self, job: _Job, stage: Stage) -> None:
         pages = job.doc.pages if job.doc else None
@@ -146,8 +148,7 @@ class _Run:
             if self._skip(job):
                 return
             job.version = hashlib.sha256(f"{source}\0{job.doc.sha256}".encode()).hexdigest()[:32]
-            self.ing.store.begin_version(source, job.version, source)
-            self.open.append(job)
+            self.open.append(job)  # begun in the store with the first batch holding its chunks
             for chunk in chunk_sections(
                 job.doc.sections, doc_id=source, version=job.version, source=source,
                 count_tokens=self.ing.embedder.count_tokens,
@@ -168,13 +169,17 @@ class _Run:
     def _skip(self, job: _Job) -> bool:
         doc = job.doc
         assert doc is not None
-        existing = self.ing.store.get_document(job.source)
+        if job.source in self.sources:
+            self._finish(job, IngestResult(job.source, "skipped", doc.pages,
+                                           reason="listed twice"))
+            return True
+        self.sources.add(job.source)
+        existing, twin = self.ing.store.find_existing(job.source, doc.sha256)
         job.replacing = existing is not None
         if existing is not None and existing.sha256 == doc.sha256:
             self._finish(job, IngestResult(job.source, "skipped", existing.pages,
                                            existing.chunks, reason="unchanged"))
             return True
-        twin = self.ing.store.find_by_sha(doc.sha256)
         if twin is not None and twin.doc_id != job.source:
             self._finish(job, IngestResult(job.source, "skipped", twin.pages, twin.chunks,
                                            reason=f"same content as {twin.source}"))
@@ -190,7 +195,8 @@ class _Run:
         self.buffer = [(j, c) for j, c in self.buffer if j is not job]
         if job in self.open:
             self.open.remove(job)
-            self.ing.store.abort_version(job.source, job.version)
+            if job.begun:
+                self.ing.store.abort_version(job.source, job.version)
         reason = exc.reason if isinstance(exc, LoaderError) else str(exc)
         pages = job.doc.pages if job.doc else None
         self._finish(job, IngestResult(job.source, "failed", pages, reason=reason))
@@ -206,6 +212,10 @@ class _Run:
             self._progress(job, "embedding")
         texts = [embedding_text(c) for c in chunks]
         try:
+            new = [job for job in jobs if not job.begun]
+            self.ing.store.begin_versions([(j.source, j.version, j.source) for j in new])
+            for job in new:
+                job.begun = True
             vectors = self.ing.embedder.embed(texts)
             for job in jobs:
                 self._progress(job, "storing")
@@ -220,29 +230,35 @@ class _Run:
             job.buffered -= 1
 
     def _commit_ready(self) -> None:
-        for job in list(self.open):
-            if not job.finished or job.buffered:
-                continue
+        """Commit, in one store switch, every document whose chunks are all written."""
+        ready = [job for job in self.open if job.finished and not job.buffered]
+        commits = []
+        for job in ready:
             self.open.remove(job)
             doc = job.doc
             assert doc is not None
             if job.stored == 0:
-                self.ing.store.abort_version(job.source, job.version)
+                if job.begun:
+                    self.ing.store.abort_version(job.source, job.version)
                 self._finish(job, IngestResult(job.source, "failed", doc.pages,
                                                reason="no text to index"))
                 continue
-            info = DocumentInfo(doc_id=job.source, source=job.source, sha256=doc.sha256,
-                                kind=doc.kind, pages=doc.pages, chunks=job.stored,
-                                added_at=time.time())
-            try:
-                self.ing.store.commit_version(info, job.version)
-            except StoreError as exc:
+            commits.append((job, DocumentInfo(doc_id=job.source, source=job.source,
+                                              sha256=doc.sha256, kind=doc.kind, pages=doc.pages,
+                                              chunks=job.stored, added_at=time.time())))
+        if not commits:
+            return
+        try:
+            self.ing.store.commit_versions([(info, job.version) for job, info in commits])
+        except StoreError as exc:
+            for job, info in commits:
                 self.ing.store.abort_version(job.source, job.version)
-                self._finish(job, IngestResult(job.source, "failed", doc.pages,
+                self._finish(job, IngestResult(job.source, "failed", info.pages,
                                                reason=str(exc)))
-                continue
+            return
+        for job, info in commits:
             status: Status = "replaced" if job.replacing else "added"
-            self._finish(job, IngestResult(job.source, status, doc.pages, job.stored))
+            self._finish(job, IngestResult(job.source, status, info.pages, job.stored))
 
     def drain(self) -> None:
         """Write what is buffered and commit every finished document."""
@@ -252,7 +268,8 @@ class _Run:
     def abort_open(self) -> None:
         """Remove every begun, uncommitted version."""
         for job in self.open:
-            self.ing.store.abort_version(job.source, job.version)
+            if job.begun:
+                self.ing.store.abort_version(job.source, job.version)
         self.open.clear()
 
     def results(self) -> list[IngestResult]:

@@ -49,6 +49,7 @@ PENDING = "pending"
 ACTIVE = "active"
 MAX_TEXT = 65_535
 QUERY_WINDOW = 16_384  # Milvus caps offset + limit of one query here
+LITE_FLUSH_ROWS = 1_000  # chunk rows a Lite ingest writes between flushes
 CHUNK_FIELDS = ["doc_id", "source", "text", "heading", "page", "page_end", "position"]
 DOC_FIELDS = [
     "doc_id", "state", "version", "sha256", "source", "kind", "pages", "chunks", "added_at", "meta",
@@ -99,6 +100,7 @@ class MilvusStore:
         self.documents = f"{collection}_documents"
         self._bm25 = {"bm25_k1": bm25_k1, "bm25_b": bm25_b}
         self.is_lite = not uri.startswith(("http://", "https://", "tcp://", "unix:"))
+        self._unflushed = 0
         self._client = self._connect(uri, token)
         self._ensure_collections()
         self._check_model()
@@ -227,35 +229,49 @@ class MilvusStore:
             iterator.close()
             return rows
 
-    def _upsert_document_row(self, doc_id: str, *, state: str, version: str, sha256: str,
-                             source: str, kind: str, pages: int | None, chunks: int,
-                             meta: dict[str, Any], added_at: float | None = None) -> None:
-        row = {"doc_id": doc_id, "state": state, "version": version, "sha256": sha256,
-               "source": source,
-               "kind": kind, "pages": pages, "chunks": chunks,
-               "added_at": time.time() if added_at is None else added_at, "meta": meta,
-               "unused": [0.0, 0.0]}
-        with _milvus("record the document"):
-            self._client.upsert(self.documents, [row])
+    def _document_row(self, doc_id: str, *, state: str, version: str, sha256: str,
+                      source: str, kind: str, pages: int | None, chunks: int,
+                      meta: dict[str, Any], added_at: float | None = None) -> dict[str, Any]:
+        return {"doc_id": doc_id, "state": state, "version": version, "sha256": sha256,
+                "source": source, "kind": kind, "pages": pages, "chunks": chunks,
+                "added_at": time.time() if added_at is None else added_at, "meta": meta,
+                "unused": [0.0, 0.0]}
+
+    def _upsert_document_row(self, doc_id: str, **fields: Any) -> None:
+        self._upsert_rows([self._document_row(doc_id, **fields)])
+
+    def _upsert_rows(self, rows: list[dict[str, Any]]) -> None:
+        if rows:
+            with _milvus("record the documents"):
+                self._client.upsert(self.documents, rows)
 
     # -- writing ---------------------------------------------------------------------------
-    def _marker(self, doc_id: str, *, hidden: str, phase: str, source: str,
-                extra: dict[str, Any] | None = None) -> None:
-        """Upsert the one marker row of a document; its `version` is hidden from searches."""
-        self._upsert_document_row(f"{PENDING}:{doc_id}", state=PENDING, version=hidden,
+    def _marker_row(self, doc_id: str, *, hidden: str, phase: str, source: str,
+                    extra: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The one marker row of a document being changed; its `version` is hidden from searches."""
+        return self._document_row(f"{PENDING}:{doc_id}", state=PENDING, version=hidden,
                                   sha256="", source=source, kind="", pages=None, chunks=0,
                                   meta={"doc_id": doc_id, "phase": phase, **(extra or {})})
 
-    def _drop_marker(self, doc_id: str) -> None:
-        with _milvus("finish the document change"):
-            self._client.delete(self.documents,
-                                filter=f"doc_id == {_quote(f'{PENDING}:{doc_id}')}")
+    def _drop_markers(self, doc_ids: Sequence[str]) -> None:
+        if doc_ids:
+            with _milvus("finish the document change"):
+                self._client.delete(self.documents,
+                                    filter=_in_list("doc_id", [f"{PENDING}:{d}" for d in doc_ids]))
+
+    def begin_versions(self, versions: Sequence[tuple[str, str, str]]) -> None:
+        """Hide new versions, as (doc id, version, source), before their first chunk is written."""
+        if not versions:
+            return
+        self._upsert_rows([self._marker_row(doc_id, hidden=version, phase="writing", source=source)
+                           for doc_id, version, source in versions])
+        with _milvus("clear leftovers of an earlier attempt"):
+            self._client.delete(self.chunks,
+                                filter=_in_list("version", [v for _, v, _ in versions]))
 
     def begin_version(self, doc_id: str, version: str, source: str) -> None:
-        """Hide a new version from searches before its first chunk is written."""
-        self._marker(doc_id, hidden=version, phase="writing", source=source)
-        with _milvus("clear leftovers of an earlier attempt"):
-            self._client.delete(self.chunks, filter=f"version == {_quote(version)}")
+        """Hide one new version from searches before its first chunk is written."""
+        self.begin_versions([(doc_id, version, source)])
 
     def insert_chunks(self, chunks: Sequence[Chunk], vectors: np.ndarray,
                       lexical: Sequence[str], versions: Sequence[str]) -> None:
@@ -273,49 +289,72 @@ class MilvusStore:
         ]
         with _milvus("store chunks"):
             self._client.insert(self.chunks, rows)
+        self._unflushed += len(rows)
+
+    def commit_versions(self, commits: Sequence[tuple[DocumentInfo, str]]) -> None:
+        """Make written versions, as (document, version), their documents' only visible ones.
+
+        The upsert of the markers is the switch: from then on each new version is visible and
+        its old one hidden. If the process dies after it, the next open rolls the change forward.
+        """
+        if not commits:
+            return
+        old = self.get_documents([info.doc_id for info, _ in commits])
+        switches = [(info, version, old[info.doc_id].meta["version"] if info.doc_id in old else "")
+                    for info, version in commits]
+        self._upsert_rows([
+            self._marker_row(info.doc_id, hidden=hidden, phase="switching", source=info.source,
+                             extra={"version": version, "info": info.to_dict()})
+            for info, version, hidden in switches])
+        self._finish_switch(switches)
+        if self.is_lite and self._unflushed >= LITE_FLUSH_ROWS:
+            # Lite scans its unsealed rows on every delete and lookup; sealing them now and then
+            # keeps a long ingest of many small documents linear.
+            self.flush()
 
     def commit_version(self, info: DocumentInfo, version: str) -> None:
-        """Make a written version the document's only visible one, then drop the old chunks.
+        """Make one written version its document's only visible one."""
+        self.commit_versions([(info, version)])
 
-        The marker upsert is the switch: from then on the new chunks are visible and the old
-        ones hidden. If the process dies after it, the next open rolls the change forward.
-        """
-        old = self.get_document(info.doc_id)
-        self._marker(info.doc_id, hidden=old.meta["version"] if old else "", phase="switching",
-                     source=info.source, extra={"version": version, "info": info.to_dict()})
-        self._finish_switch(info, version)
-
-    def _finish_switch(self, info: DocumentInfo, version: str) -> None:
-        self._upsert_document_row(info.doc_id, state=ACTIVE, version=version,
-                                  sha256=info.sha256, source=info.source, kind=info.kind,
-                                  pages=info.pages, chunks=info.chunks, meta=info.meta,
-                                  added_at=info.added_at)
-        with _milvus("remove the old version"):
-            self._client.delete(
-                self.chunks,
-                filter=f"doc_id == {_quote(info.doc_id)} and version != {_quote(version)}")
-        self._drop_marker(info.doc_id)
+    def _finish_switch(self, switches: Sequence[tuple[DocumentInfo, str, str]]) -> None:
+        """Record the switched documents, drop their old chunks, then their markers."""
+        self._upsert_rows([
+            self._document_row(info.doc_id, state=ACTIVE, version=version, sha256=info.sha256,
+                               source=info.source, kind=info.kind, pages=info.pages,
+                               chunks=info.chunks, meta=info.meta, added_at=info.added_at)
+            for info, version, _ in switches])
+        replaced = [(info.doc_id, version) for info, version, hidden in switches if hidden]
+        if replaced:
+            with _milvus("remove the old versions"):
+                self._client.delete(
+                    self.chunks,
+                    filter=f"{_in_list('doc_id', [d for d, _ in replaced])} and "
+                           f"not ({_in_list('version', [v for _, v in replaced])})")
+        self._drop_markers([info.doc_id for info, _, _ in switches])
 
     def abort_version(self, doc_id: str, version: str) -> None:
         """Forget a version being written, and every chunk written for it."""
         with _milvus("discard a failed ingest"):
             self._client.delete(self.chunks, filter=f"version == {_quote(version)}")
-        self._drop_marker(doc_id)
+        self._drop_markers([doc_id])
 
     def remove_stale_pending(self, older_than: float) -> int:
         """Finish or undo document changes that a stopped process left half-done."""
         cutoff = time.time() - older_than
         rows = self._query(self.documents, f'state == "{PENDING}"',
                            ["version", "meta", "added_at"])
+        switches = []
         for row in rows:
             meta = row["meta"]
             doc_id = meta["doc_id"]
             if meta["phase"] == "switching":
-                self._finish_switch(DocumentInfo(**meta["info"]), meta["version"])
+                switches.append((DocumentInfo(**meta["info"]), meta["version"], row["version"]))
             elif meta["phase"] == "deleting":
                 self._finish_delete(doc_id)
             elif row["added_at"] <= cutoff:
                 self.abort_version(doc_id, row["version"])
+        if switches:
+            self._finish_switch(switches)
         return len(rows)
 
     def delete_document(self, doc_id: str) -> DocumentInfo:
@@ -323,7 +362,8 @@ class MilvusStore:
         info = self.get_document(doc_id)
         if info is None:
             raise DocumentNotFoundError(f"No document named '{doc_id}' in the knowledge base.")
-        self._marker(doc_id, hidden=info.meta["version"], phase="deleting", source=info.source)
+        self._upsert_rows([self._marker_row(doc_id, hidden=info.meta["version"],
+                                             phase="deleting", source=info.source)])
         self._finish_delete(doc_id)
         return info
 
@@ -331,13 +371,14 @@ class MilvusStore:
         with _milvus("delete the document"):
             self._client.delete(self.documents, filter=f"doc_id == {_quote(doc_id)}")
             self._client.delete(self.chunks, filter=f"doc_id == {_quote(doc_id)}")
-        self._drop_marker(doc_id)
+        self._drop_markers([doc_id])
 
     def flush(self) -> None:
         """Seal written data so searches over it are fast."""
         with _milvus("flush"):
             self._client.flush(self.chunks)
             self._client.flush(self.documents)
+        self._unflushed = 0
 
     # -- reading ---------------------------------------------------------------------------
     def _to_info(self, row: dict[str, Any]) -> DocumentInfo:
@@ -351,6 +392,22 @@ class MilvusStore:
         rows = self._query(self.documents,
                            f'doc_id == {_quote(doc_id)} and state == "{ACTIVE}"', DOC_FIELDS)
         return self._to_info(rows[0]) if rows else None
+
+    def get_documents(self, doc_ids: Sequence[str]) -> dict[str, DocumentInfo]:
+        """The committed documents among these ids, by id."""
+        rows = self._query(self.documents,
+                           f'{_in_list("doc_id", doc_ids)} and state == "{ACTIVE}"', DOC_FIELDS)
+        return {row["doc_id"]: self._to_info(row) for row in rows}
+
+    def find_existing(self, doc_id: str, sha256: str) -> tuple[DocumentInfo | None,
+                                                                DocumentInfo | None]:
+        """In one lookup: the committed document of that id, and one with that content."""
+        rows = self._query(self.documents, f'state == "{ACTIVE}" and (doc_id == {_quote(doc_id)} '
+                                           f'or sha256 == {_quote(sha256)})', DOC_FIELDS)
+        infos = [self._to_info(r) for r in rows]
+        same_id = next((i for i in infos if i.doc_id == doc_id), None)
+        same_content = next((i for i in infos if i.sha256 == sha256), None)
+        return same_id, same_content
 
     def find_by_sha(self, sha256: str) -> DocumentInfo | None:
         """A committed document with exactly this content, if any."""

@@ -139,3 +139,33 @@ def test_chunk_ids_are_deterministic(tmp_path: Path, embedder):
         ids.append(sorted(h.chunk_id for h in hits))
         store.close()
     assert ids[0] == ids[1] and ids[0]
+
+
+def test_many_small_documents_commit_in_batches_and_replace_cleanly(
+        tmp_path: Path, ingestor: Ingestor, store: MilvusStore, retriever: Retriever,
+        monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setattr("rag.store.LITE_FLUSH_ROWS", 10)  # flush several times mid-run
+    folder = tmp_path / "faq"
+    folder.mkdir()
+    for n in range(40):
+        (folder / f"q{n:02}.md").write_text(f"# Question {n}\n\nThe answer code is alpha{n}.\n")
+    first = ingestor.ingest_paths([folder])
+    assert [r.status for r in first] == ["added"] * 40
+    for n in range(0, 40, 8):  # change five, add two, list one twice
+        (folder / f"q{n:02}.md").write_text(f"# Question {n}\n\nThe answer code is omega{n}.\n")
+    (folder / "new1.md").write_text("# New\n\nA brand new entry about zeta.\n")
+    (folder / "new2.md").write_text("# Newer\n\nAnother new entry about theta.\n")
+    second = ingestor.ingest_paths([folder, folder / "new1.md"])
+    assert len(second) == 43
+    statuses = {r.source: r.status for r in second[:42]}
+    assert second[42].source == "new1.md" and second[42].reason == "listed twice"
+    assert sorted(s for s, st in statuses.items() if st == "replaced") == [
+        f"q{n:02}.md" for n in range(0, 40, 8)]
+    assert statuses["new1.md"] == statuses["new2.md"] == "added"
+    assert list(statuses.values()).count("skipped") == 35
+    documents = store.list_documents()
+    assert len(documents) == 42
+    assert store.count_chunks() == sum(d.chunks for d in documents) == 42
+    assert store._pending_versions() == []
+    texts = {h.source: h.text for h in retriever.search("answer code", k=50, mode="bm25")}
+    assert "omega8" in texts["q08.md"] and "alpha8" not in " ".join(texts.values())
