@@ -220,24 +220,6 @@ class HashEmbedder:
         return self._count(texts)
 
 
-def flush_every(store: MilvusStore, documents: int) -> None:
-    """Flush the store after every `documents` commits (the proposed ingest fix, see RESULTS.md).
-
-    Without it Milvus Lite keeps every row of a long ingest in its memtable, which each of the
-    ~10 per-document store calls scans, so ingesting many small documents is quadratic.
-    """
-    commit = store.commit_version
-    done = [0]
-
-    def commit_and_flush(info: Any, version: str) -> None:
-        commit(info, version)
-        done[0] += 1
-        if done[0] % documents == 0:
-            store.flush()
-
-    store.commit_version = commit_and_flush  # type: ignore[method-assign]
-
-
 class TimedStore:
     """Delegates to a MilvusStore, timing every method call under `store.<name>`."""
 

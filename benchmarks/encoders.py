@@ -21,7 +21,6 @@ import numpy as np
 
 from benchmarks.common import (
     RUNTIMES,
-    flush_every,
     log,
     make_embedder,
     median,
@@ -106,7 +105,6 @@ def quality(docs: int) -> dict[str, Any]:
         embedder = make_embedder(rt)
         with tempfile.TemporaryDirectory(prefix="bench-enc-") as tmp:
             store = open_store(Path(tmp), embedder)
-            flush_every(store, 100)
             ingestor = Ingestor(store, embedder, chunk_tokens=settings.chunk_tokens,
                                 chunk_overlap=settings.chunk_overlap,
                                 batch_size=settings.embedding_batch_size)

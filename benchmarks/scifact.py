@@ -21,7 +21,6 @@ import numpy as np
 
 from benchmarks.common import (
     Stopwatch,
-    flush_every,
     log,
     make_embedder,
     open_store,
@@ -204,7 +203,6 @@ def run(runtime: str, latency_queries: int, ttfb_queries: int, grow_to: int,
     out: dict[str, Any] = {"runtime": runtime}
     with tempfile.TemporaryDirectory(prefix="bench-scifact-") as tmp:
         store = open_store(Path(tmp), embedder, "scifact")
-        flush_every(store, 100)  # without it this ingest is quadratic (see many_small_documents)
         recorded: list[tuple[Chunk, np.ndarray, str]] = []
         insert = store.insert_chunks
 
