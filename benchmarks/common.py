@@ -10,7 +10,6 @@ import sys
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
-from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +22,6 @@ from rag.chunking import chunk_sections
 from rag.embedding import LocalEmbedder
 from rag.evaluation import BeirDataset
 from rag.ingest import embedding_text
-from rag.onnx_encoder import OnnxEncoder
 from rag.schema import Section
 from rag.store import MilvusStore
 
@@ -32,10 +30,11 @@ SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 MILVUS_DOCS = SHARED / "milvus-docs"
 PDFS = SHARED / "pdfs"
 SCIFACT = SHARED / "beir" / "scifact"
-RUNTIMES = ("torch", "onnx", "onnx-int8")
 CHUNK_TOKENS = 200  # the Settings defaults
 CHUNK_OVERLAP = 40
 BATCH_SIZE = 32
+
+RUNTIMES = ("torch", "onnx", "onnx-int8")  # what the encoder benchmark compares
 
 # Subprocesses inherit the start time, so their progress lines share one clock.
 _STARTED = float(os.environ.setdefault("BENCH_STARTED", repr(time.time())))
@@ -46,19 +45,8 @@ def log(message: str) -> None:
     print(f"[{time.time() - _STARTED:7.1f}s] {message}", flush=True)
 
 
-class Int8Embedder(LocalEmbedder):
-    """LocalEmbedder running the int8-quantised ONNX model."""
-
-    @cached_property
-    def _encoder(self) -> OnnxEncoder:
-        """The quantised ONNX encoder."""
-        return OnnxEncoder(self.model_dir, quantized=True)
-
-
 def make_embedder(runtime: str, batch_size: int = BATCH_SIZE) -> LocalEmbedder:
     """The bundled model on one runtime: torch, onnx (fp32) or onnx-int8."""
-    if runtime == "onnx-int8":
-        return Int8Embedder(batch_size=batch_size, runtime="onnx")
     if runtime not in RUNTIMES:
         raise ValueError(f"runtime must be one of {RUNTIMES}")
     return LocalEmbedder(batch_size=batch_size, runtime=runtime)

@@ -15,6 +15,7 @@ from typing import Any
 
 from benchmarks import encoders, ingestion, scifact
 from benchmarks.common import MILVUS_DOCS, ROOT, SHARED, log, machine, make_embedder
+from rag.embedding import LocalEmbedder
 from rag.onnx_encoder import OnnxEncoder
 
 PUBLISHED = [
@@ -193,8 +194,9 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true",
                         help="about 20 min: SciFact cut to 1,000 documents, no tutorial run, "
                              "no encoder quality check, fewer re-embedded batches")
-    parser.add_argument("--runtime", choices=encoders.RUNTIMES, default="onnx",
-                        help="encoder for the ingestion and SciFact parts")
+    parser.add_argument("--runtime", choices=encoders.RUNTIMES,
+                        default=LocalEmbedder().runtime,
+                        help="encoder for the ingestion and SciFact parts (default: the app's)")
     parser.add_argument("--replay", type=float, default=0.2,
                         help="share of the ingest's embed batches re-embedded alone")
     parser.add_argument("--pdf-pages", type=int, default=ingestion.MIN_PDF_PAGES)

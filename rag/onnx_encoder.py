@@ -103,6 +103,9 @@ def export_onnx(model_dir: Path, target: Path) -> None:
             return self.model(input_ids=input_ids, attention_mask=attention_mask,
                               token_type_ids=token_type_ids).last_hidden_state
 
+    from transformers.utils import logging as transformers_logging
+
+    transformers_logging.disable_progress_bar()  # no "Loading weights" bar
     try:
         model = AutoModel.from_pretrained(str(model_dir), local_files_only=True)
     except (OSError, ValueError) as exc:
@@ -117,8 +120,9 @@ def export_onnx(model_dir: Path, target: Path) -> None:
     logger.info("Exporting %s to ONNX at %s (once)", model_dir, target)
     try:
         with torch.no_grad(), warnings.catch_warnings():
-            # The trace warns about Python branches on shapes; for an encoder they are constant.
-            warnings.simplefilter("ignore", torch.jit.TracerWarning)
+            # The trace warns about Python branches on shapes (constant for an encoder) and the
+            # old exporter about its own internals; none of it is for the user.
+            warnings.simplefilter("ignore")
             torch.onnx.export(_Encoder(model), (ids, mask, torch.zeros_like(ids)), str(tmp),
                               input_names=list(_INPUTS), output_names=["last_hidden_state"],
                               dynamic_axes=axes, opset_version=OPSET, dynamo=False)
@@ -152,6 +156,9 @@ def quantize_onnx(source: Path, target: Path) -> None:
         logger.warning("No BERT feed-forward output layers found in %s: quantising every "
                        "MatMul, which costs accuracy.", source)
     tmp = _atomic_target(target)
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)  # onnxruntime advises a pre-processing step we do not need
     try:
         quantize_dynamic(source, tmp, weight_type=QuantType.QInt8, per_channel=True,
                          nodes_to_exclude=keep_float)
@@ -159,7 +166,37 @@ def quantize_onnx(source: Path, target: Path) -> None:
     except (RuntimeError, OSError, ValueError) as exc:
         raise EmbeddingError(f"Quantising {source} to int8 failed: {exc}") from exc
     finally:
+        root.setLevel(level)
         tmp.unlink(missing_ok=True)
+
+
+def unsupported_reason(model_dir: Path) -> str | None:
+    """Why this model cannot run here (only BERT encoders with mean pooling can), or None."""
+    model_dir = Path(model_dir)
+    config = model_dir / "config.json"
+    if not config.is_file():
+        return f"no config.json in {model_dir}"
+    model_type = _read_json(config).get("model_type")
+    if model_type != "bert":
+        return f"its architecture is '{model_type}', and only BERT encoders are exported"
+    modules = model_dir / "modules.json"
+    if not modules.is_file():
+        return "it has no sentence-transformers modules.json (pooling unknown)"
+    kinds = [m.get("type", "").rsplit(".", 1)[-1] for m in _read_json_list(modules)]
+    if kinds[:2] != ["Transformer", "Pooling"] or set(kinds[2:]) - {"Normalize"}:
+        return f"its sentence-transformers modules are {kinds}, not Transformer + Pooling"
+    pooling = next(m for m in _read_json_list(modules) if m.get("type", "").endswith("Pooling"))
+    pool_config = _read_json(model_dir / pooling.get("path", "1_Pooling") / "config.json")
+    modes = sorted(k.removeprefix("pooling_mode_") for k, v in pool_config.items()
+                   if k.startswith("pooling_mode_") and v is True)
+    if modes != ["mean_tokens"]:
+        return f"it pools by {', '.join(modes) or 'nothing'}, and only mean pooling is supported"
+    return None
+
+
+def _read_json_list(path: Path) -> list[dict[str, Any]]:
+    data: Any = _read_json(path)
+    return data if isinstance(data, list) else []
 
 
 class OnnxEncoder:
@@ -170,6 +207,10 @@ class OnnxEncoder:
         self.model_dir = Path(model_dir)
         self.quantized = quantized
         weights = _weights_file(self.model_dir)
+        reason = unsupported_reason(self.model_dir)
+        if reason:
+            raise EmbeddingError(f"The model in {self.model_dir} cannot run on ONNX Runtime: "
+                                 f"{reason}. Set EMBEDDING_RUNTIME=torch.")
         stat = weights.stat()
         key = hashlib.sha256(
             f"{stat.st_size}\0{stat.st_mtime_ns}\0{EXPORT_FORMAT}\0{OPSET}".encode()
@@ -207,6 +248,9 @@ class OnnxEncoder:
         options.intra_op_num_threads = os.cpu_count() or 1
         options.inter_op_num_threads = 1
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        # Idle worker threads would spin between batches, taking the CPU from Milvus Lite and
+        # the parsers that run in this same process.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
             return ort.InferenceSession(str(path), sess_options=options,
                                         providers=["CPUExecutionProvider"])

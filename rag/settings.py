@@ -13,6 +13,8 @@ RETRIEVAL_MODES = ("hybrid", "dense", "bm25")
 EFFORTS = ("low", "medium", "high")
 
 
+RUNTIMES = ("auto", "torch", "onnx", "onnx-int8")
+
 @dataclass(frozen=True)
 class Settings:
     """Every knob of the app; the environment variable of each field is its upper-case name."""
@@ -26,7 +28,7 @@ class Settings:
     embedding_base_url: str = ""  # defaults to OPENAI_BASE_URL for the openai backend
     embedding_api_key: str = ""
     embedding_batch_size: int = 32
-    embedding_runtime: str = "torch"  # torch | onnx (local backend only)
+    embedding_runtime: str = "auto"  # auto | torch | onnx | onnx-int8 (local backend only)
 
     chunk_tokens: int = 200
     chunk_overlap: int = 40
@@ -68,8 +70,8 @@ class Settings:
             raise ConfigError(f"REASONING_EFFORT must be one of {', '.join(EFFORTS)}")
         if self.embedding_backend not in ("local", "openai"):
             raise ConfigError("EMBEDDING_BACKEND must be 'local' or 'openai'")
-        if self.embedding_runtime not in ("onnx", "torch"):
-            raise ConfigError("EMBEDDING_RUNTIME must be 'onnx' or 'torch'")
+        if self.embedding_runtime not in RUNTIMES:
+            raise ConfigError(f"EMBEDDING_RUNTIME must be one of {', '.join(RUNTIMES)}")
         if not 0 <= self.chunk_overlap < self.chunk_tokens:
             raise ConfigError("CHUNK_OVERLAP must be at least 0 and below CHUNK_TOKENS")
         if self.top_k < 1:

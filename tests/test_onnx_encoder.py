@@ -52,9 +52,15 @@ def cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def reference(embedder: LocalEmbedder, texts: list[str]) -> np.ndarray:
+def torch_embedder() -> LocalEmbedder:
+    """The model run by sentence-transformers on PyTorch: the reference."""
+    return LocalEmbedder(runtime="torch")
+
+
+@pytest.fixture(scope="module")
+def reference(torch_embedder: LocalEmbedder, texts: list[str]) -> np.ndarray:
     """sentence-transformers (torch) embeddings of the texts."""
-    return embedder.embed(texts)
+    return torch_embedder.embed(texts)
 
 
 def test_fp32_matches_sentence_transformers(embedder: LocalEmbedder, texts: list[str],
@@ -141,3 +147,31 @@ def test_folder_without_weights_is_rejected(tmp_path: Path) -> None:
     """A folder that is not a model fails with a clear EmbeddingError."""
     with pytest.raises(EmbeddingError, match=r"model\.safetensors"):
         OnnxEncoder(tmp_path)
+
+
+def _model_copy(embedder: LocalEmbedder, folder: Path, pooling: dict[str, bool]) -> Path:
+    """The bundled model's files (linked), with another pooling configuration."""
+    for item in embedder.model_dir.iterdir():
+        if item.name != "1_Pooling":
+            (folder / item.name).symlink_to(item)
+    original = json.loads((embedder.model_dir / "1_Pooling" / "config.json").read_text())
+    (folder / "1_Pooling").mkdir()
+    config = {k: v for k, v in original.items() if not k.startswith("pooling_mode_")}
+    (folder / "1_Pooling" / "config.json").write_text(json.dumps({**config, **pooling}))
+    return folder
+
+
+def test_auto_runtime_is_int8_onnx_for_the_default_model(embedder: LocalEmbedder) -> None:
+    assert onnx_encoder.unsupported_reason(embedder.model_dir) is None
+    assert LocalEmbedder().runtime == "onnx-int8"
+
+
+def test_models_onnx_cannot_match_run_on_torch_or_fail_clearly(embedder: LocalEmbedder,
+                                                                tmp_path: Path) -> None:
+    cls_model = _model_copy(embedder, tmp_path, {"pooling_mode_cls_token": True,
+                                                 "pooling_mode_mean_tokens": False})
+    reason = onnx_encoder.unsupported_reason(cls_model)
+    assert reason is not None and "cls_token" in reason
+    assert LocalEmbedder(str(cls_model)).runtime == "torch"
+    with pytest.raises(EmbeddingError, match="EMBEDDING_RUNTIME=torch"):
+        LocalEmbedder(str(cls_model), runtime="onnx").embed(["text"])
