@@ -11,9 +11,8 @@ from rag.errors import ConfigError
 
 RETRIEVAL_MODES = ("hybrid", "dense", "bm25")
 EFFORTS = ("low", "medium", "high")
-
-
 RUNTIMES = ("auto", "torch", "onnx", "onnx-int8")
+
 
 @dataclass(frozen=True)
 class Settings:

@@ -5,7 +5,9 @@ changed has one *marker* row naming the version that searches must skip. New chu
 while the marker hides them; one upsert of the marker then hides the old version instead (the
 commit point); the document row, the old chunks and the marker are updated after. Whatever the
 moment a process dies, searches see the old version or the new one, never both, and the next open
-of the store rolls the change back (still writing) or forward (already switched).
+of the store rolls the change back (still writing) or forward (already switched). An ingest run
+begins and switches the documents of one embedding batch together (one upsert for all their
+markers), so many small files cost a few Milvus calls per batch, not per file.
 """
 
 from __future__ import annotations
