@@ -106,8 +106,7 @@ def quality(docs: int) -> dict[str, Any]:
         with tempfile.TemporaryDirectory(prefix="bench-enc-") as tmp:
             store = open_store(Path(tmp), embedder)
             ingestor = Ingestor(store, embedder, chunk_tokens=settings.chunk_tokens,
-                                chunk_overlap=settings.chunk_overlap,
-                                batch_size=settings.embedding_batch_size)
+                                chunk_overlap=settings.chunk_overlap)
             started = time.perf_counter()
             results = ingest_corpus(ingestor, dataset)
             seconds = time.perf_counter() - started

@@ -175,8 +175,7 @@ def worker(name: str, path: Path, runtime: str, replay_fraction: float) -> dict[
         store = open_store(Path(tmp), embedder)
         ingestor = Ingestor(TimedStore(store, watch), timed,  # type: ignore[arg-type]
                             chunk_tokens=settings.chunk_tokens,
-                            chunk_overlap=settings.chunk_overlap,
-                            batch_size=settings.embedding_batch_size)
+                            chunk_overlap=settings.chunk_overlap)
         started = time.perf_counter()
         results = ingestor.ingest_paths([path], progress=progress)
         total = time.perf_counter() - started

@@ -213,8 +213,7 @@ def run(runtime: str, latency_queries: int, ttfb_queries: int, grow_to: int,
 
         store.insert_chunks = keep  # type: ignore[method-assign]
         ingestor = Ingestor(store, embedder, chunk_tokens=settings.chunk_tokens,
-                            chunk_overlap=settings.chunk_overlap,
-                            batch_size=settings.embedding_batch_size)
+                            chunk_overlap=settings.chunk_overlap)
         last = [0.0]
 
         def progress(p: Any) -> None:

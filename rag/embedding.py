@@ -83,16 +83,16 @@ class _WordPieceCounter:
 
 
 def _resolve_runtime(runtime: str, model_dir: Path) -> str:
-    """`auto` is int8 ONNX Runtime where the model allows it (BERT, mean pooling), else torch.
+    """`auto` is ONNX Runtime where the model allows it (BERT, mean pooling), else PyTorch.
 
-    Int8 ONNX embeds 1.3-1.5x faster than PyTorch on CPU with the same SciFact quality
-    (benchmarks/RESULTS.md).
+    ONNX fp32 gives the same vectors as PyTorch, embeds faster on CPU and spares loading torch;
+    int8 is faster still but lost retrieval quality on the Milvus docs (benchmarks/RESULTS.md).
     """
     if runtime != "auto":
         return runtime
     from rag.onnx_encoder import unsupported_reason
 
-    return "torch" if unsupported_reason(model_dir) else "onnx-int8"
+    return "torch" if unsupported_reason(model_dir) else "onnx"
 
 
 class LocalEmbedder:

@@ -40,7 +40,7 @@ class KnowledgeBase:
         """Turns files into stored chunks."""
         s = self.settings
         return Ingestor(self.store, self.embedder, chunk_tokens=s.chunk_tokens,
-                        chunk_overlap=s.chunk_overlap, batch_size=s.embedding_batch_size)
+                        chunk_overlap=s.chunk_overlap)
 
     @cached_property
     def retriever(self) -> Retriever:

@@ -161,9 +161,9 @@ def _model_copy(embedder: LocalEmbedder, folder: Path, pooling: dict[str, bool])
     return folder
 
 
-def test_auto_runtime_is_int8_onnx_for_the_default_model(embedder: LocalEmbedder) -> None:
+def test_auto_runtime_is_onnx_for_the_default_model(embedder: LocalEmbedder) -> None:
     assert onnx_encoder.unsupported_reason(embedder.model_dir) is None
-    assert LocalEmbedder().runtime == "onnx-int8"
+    assert LocalEmbedder().runtime == "onnx"
 
 
 def test_models_onnx_cannot_match_run_on_torch_or_fail_clearly(embedder: LocalEmbedder,
