@@ -91,7 +91,7 @@ def many_small_documents(docs: int, window: int = 200) -> dict[str, Any]:
 
     with tempfile.TemporaryDirectory(prefix="bench-small-") as tmp:
         store = open_store(Path(tmp), embedder)  # type: ignore[arg-type]
-        ingestor = Ingestor(store, embedder, batch_size=32)  # type: ignore[arg-type]
+        ingestor = Ingestor(store, embedder)  # type: ignore[arg-type]
         started = time.perf_counter()
         results = ingest_corpus(ingestor, dataset, progress=progress)
         total = time.perf_counter() - started

@@ -131,6 +131,8 @@ class _Run:
         self.buffer: list[tuple[_Job, Chunk]] = []
         self.by_sha: dict[str, str] = {}  # content seen in this run -> its document name
         self.sources: set[str] = set()  # document names seen in this run
+        self.stored: dict[str, DocumentInfo] | None = None  # the store's documents at the start
+        self.stored_by_sha: dict[str, DocumentInfo] = {}
 
     def _progress(self, job: _Job, stage: Stage) -> None:
         pages = job.doc.pages if job.doc else None
@@ -177,7 +179,11 @@ class _Run:
                                            reason="listed twice"))
             return True
         self.sources.add(job.source)
-        existing, twin = self.ing.store.find_existing(job.source, doc.sha256)
+        if self.stored is None:  # one read of the document list per run, not one per file
+            self.stored = {d.doc_id: d for d in self.ing.store.list_documents()}
+            self.stored_by_sha = {d.sha256: d for d in self.stored.values()}
+        existing = self.stored.get(job.source)
+        twin = self.stored_by_sha.get(doc.sha256)
         job.replacing = existing is not None
         if existing is not None and existing.sha256 == doc.sha256:
             self._finish(job, IngestResult(job.source, "skipped", existing.pages,

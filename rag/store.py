@@ -51,7 +51,6 @@ PENDING = "pending"
 ACTIVE = "active"
 MAX_TEXT = 65_535
 QUERY_WINDOW = 16_384  # Milvus caps offset + limit of one query here
-LITE_FLUSH_ROWS = 1_000  # chunk rows a Lite ingest writes between flushes
 CHUNK_FIELDS = ["doc_id", "source", "text", "heading", "page", "page_end", "position"]
 DOC_FIELDS = [
     "doc_id", "state", "version", "sha256", "source", "kind", "pages", "chunks", "added_at", "meta",
@@ -102,7 +101,6 @@ class MilvusStore:
         self.documents = f"{collection}_documents"
         self._bm25 = {"bm25_k1": bm25_k1, "bm25_b": bm25_b}
         self.is_lite = not uri.startswith(("http://", "https://", "tcp://", "unix:"))
-        self._unflushed = 0
         self._client = self._connect(uri, token)
         self._ensure_collections()
         self._check_model()
@@ -267,9 +265,12 @@ class MilvusStore:
             return
         self._upsert_rows([self._marker_row(doc_id, hidden=version, phase="writing", source=source)
                            for doc_id, version, source in versions])
-        with _milvus("clear leftovers of an earlier attempt"):
-            self._client.delete(self.chunks,
-                                filter=_in_list("version", [v for _, v, _ in versions]))
+        if not self.is_lite:
+            # On a shared server a crashed ingest may have left chunks of the same version (its
+            # marker is still young). A Lite file has one process, which cleared those on open.
+            with _milvus("clear leftovers of an earlier attempt"):
+                self._client.delete(self.chunks,
+                                    filter=_in_list("version", [v for _, v, _ in versions]))
 
     def begin_version(self, doc_id: str, version: str, source: str) -> None:
         """Hide one new version from searches before its first chunk is written."""
@@ -291,7 +292,6 @@ class MilvusStore:
         ]
         with _milvus("store chunks"):
             self._client.insert(self.chunks, rows)
-        self._unflushed += len(rows)
 
     def commit_versions(self, commits: Sequence[tuple[DocumentInfo, str]]) -> None:
         """Make written versions, as (document, version), their documents' only visible ones.
@@ -309,10 +309,6 @@ class MilvusStore:
                              extra={"version": version, "info": info.to_dict()})
             for info, version, hidden in switches])
         self._finish_switch(switches)
-        if self.is_lite and self._unflushed >= LITE_FLUSH_ROWS:
-            # Lite scans its unsealed rows on every delete and lookup; sealing them now and then
-            # keeps a long ingest of many small documents linear.
-            self.flush()
 
     def commit_version(self, info: DocumentInfo, version: str) -> None:
         """Make one written version its document's only visible one."""
@@ -380,7 +376,6 @@ class MilvusStore:
         with _milvus("flush"):
             self._client.flush(self.chunks)
             self._client.flush(self.documents)
-        self._unflushed = 0
 
     # -- reading ---------------------------------------------------------------------------
     def _to_info(self, row: dict[str, Any]) -> DocumentInfo:
@@ -400,16 +395,6 @@ class MilvusStore:
         rows = self._query(self.documents,
                            f'{_in_list("doc_id", doc_ids)} and state == "{ACTIVE}"', DOC_FIELDS)
         return {row["doc_id"]: self._to_info(row) for row in rows}
-
-    def find_existing(self, doc_id: str, sha256: str) -> tuple[DocumentInfo | None,
-                                                                DocumentInfo | None]:
-        """In one lookup: the committed document of that id, and one with that content."""
-        rows = self._query(self.documents, f'state == "{ACTIVE}" and (doc_id == {_quote(doc_id)} '
-                                           f'or sha256 == {_quote(sha256)})', DOC_FIELDS)
-        infos = [self._to_info(r) for r in rows]
-        same_id = next((i for i in infos if i.doc_id == doc_id), None)
-        same_content = next((i for i in infos if i.sha256 == sha256), None)
-        return same_id, same_content
 
     def find_by_sha(self, sha256: str) -> DocumentInfo | None:
         """A committed document with exactly this content, if any."""

@@ -142,9 +142,7 @@ def test_chunk_ids_are_deterministic(tmp_path: Path, embedder):
 
 
 def test_many_small_documents_commit_in_batches_and_replace_cleanly(
-        tmp_path: Path, ingestor: Ingestor, store: MilvusStore, retriever: Retriever,
-        monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.setattr("rag.store.LITE_FLUSH_ROWS", 10)  # flush several times mid-run
+        tmp_path: Path, ingestor: Ingestor, store: MilvusStore, retriever: Retriever):
     folder = tmp_path / "faq"
     folder.mkdir()
     for n in range(40):
