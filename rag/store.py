@@ -180,11 +180,10 @@ class MilvusStore:
         index = self._client.prepare_index_params()
         index.add_index("unused", index_type="FLAT", metric_type="L2")
         self._client.create_collection(self.documents, schema=schema, index_params=index)
-        self._upsert_document_row(META_ID, state="meta", version="", sha256="", source="",
-                                  kind="",
-                                  pages=None, chunks=0, meta={
-                                      "embedding_model": self.embedding_model,
-                                      "dimension": self.dimension})
+        meta = {"embedding_model": self.embedding_model, "dimension": self.dimension}
+        self._upsert_rows([self._document_row(META_ID, state="meta", version="", sha256="",
+                                              source="", kind="", pages=None, chunks=0,
+                                              meta=meta)])
 
     def _check_model(self) -> None:
         rows = self._query(self.documents, f"doc_id == {_quote(META_ID)}", ["meta"])
@@ -237,9 +236,6 @@ class MilvusStore:
                 "added_at": time.time() if added_at is None else added_at, "meta": meta,
                 "unused": [0.0, 0.0]}
 
-    def _upsert_document_row(self, doc_id: str, **fields: Any) -> None:
-        self._upsert_rows([self._document_row(doc_id, **fields)])
-
     def _upsert_rows(self, rows: list[dict[str, Any]]) -> None:
         if rows:
             with _milvus("record the documents"):
@@ -271,10 +267,6 @@ class MilvusStore:
             with _milvus("clear leftovers of an earlier attempt"):
                 self._client.delete(self.chunks,
                                     filter=_in_list("version", [v for _, v, _ in versions]))
-
-    def begin_version(self, doc_id: str, version: str, source: str) -> None:
-        """Hide one new version from searches before its first chunk is written."""
-        self.begin_versions([(doc_id, version, source)])
 
     def insert_chunks(self, chunks: Sequence[Chunk], vectors: np.ndarray,
                       lexical: Sequence[str], versions: Sequence[str]) -> None:
@@ -309,10 +301,6 @@ class MilvusStore:
                              extra={"version": version, "info": info.to_dict()})
             for info, version, hidden in switches])
         self._finish_switch(switches)
-
-    def commit_version(self, info: DocumentInfo, version: str) -> None:
-        """Make one written version its document's only visible one."""
-        self.commit_versions([(info, version)])
 
     def _finish_switch(self, switches: Sequence[tuple[DocumentInfo, str, str]]) -> None:
         """Record the switched documents, drop their old chunks, then their markers."""
@@ -386,21 +374,13 @@ class MilvusStore:
 
     def get_document(self, doc_id: str) -> DocumentInfo | None:
         """The committed document of that id, if any."""
-        rows = self._query(self.documents,
-                           f'doc_id == {_quote(doc_id)} and state == "{ACTIVE}"', DOC_FIELDS)
-        return self._to_info(rows[0]) if rows else None
+        return self.get_documents([doc_id]).get(doc_id)
 
     def get_documents(self, doc_ids: Sequence[str]) -> dict[str, DocumentInfo]:
         """The committed documents among these ids, by id."""
         rows = self._query(self.documents,
                            f'{_in_list("doc_id", doc_ids)} and state == "{ACTIVE}"', DOC_FIELDS)
         return {row["doc_id"]: self._to_info(row) for row in rows}
-
-    def find_by_sha(self, sha256: str) -> DocumentInfo | None:
-        """A committed document with exactly this content, if any."""
-        rows = self._query(self.documents,
-                           f'state == "{ACTIVE}" and sha256 == {_quote(sha256)}', DOC_FIELDS)
-        return self._to_info(rows[0]) if rows else None
 
     def list_documents(self) -> list[DocumentInfo]:
         """Every committed document, by name."""
