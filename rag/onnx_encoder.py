@@ -182,11 +182,11 @@ def unsupported_reason(model_dir: Path) -> str | None:
     modules = model_dir / "modules.json"
     if not modules.is_file():
         return "it has no sentence-transformers modules.json (pooling unknown)"
-    kinds = [m.get("type", "").rsplit(".", 1)[-1] for m in _read_json_list(modules)]
+    listed = _read_json_list(modules)
+    kinds = [m.get("type", "").rsplit(".", 1)[-1] for m in listed]
     if kinds[:2] != ["Transformer", "Pooling"] or set(kinds[2:]) - {"Normalize"}:
         return f"its sentence-transformers modules are {kinds}, not Transformer + Pooling"
-    pooling = next(m for m in _read_json_list(modules) if m.get("type", "").endswith("Pooling"))
-    pool_config = _read_json(model_dir / pooling.get("path", "1_Pooling") / "config.json")
+    pool_config = _read_json(model_dir / listed[1].get("path", "1_Pooling") / "config.json")
     modes = sorted(k.removeprefix("pooling_mode_") for k, v in pool_config.items()
                    if k.startswith("pooling_mode_") and v is True)
     if modes != ["mean_tokens"]:
