@@ -37,9 +37,12 @@ from rag.prompting import (
     agent_messages,
     answer_messages,
     check_citations,
-    clean_rewrite,
+    depends_on_history,
+    fallback_query,
     format_sources,
+    parse_rewrite,
     rewrite_messages,
+    rewrite_problem,
 )
 from rag.retrieval import Retriever
 
@@ -99,8 +102,9 @@ class AnswerPipeline:
                              "(the Upload tab, or `rag ingest FILES`).")
             return
         query = question
-        if history and self.llm is not None:
+        if history and self.llm is not None and depends_on_history(question):
             query = yield from self._rewrite(question, history)
+        if query != question:
             yield QueryEvent(query=query, original=question)
         k = options.k or self.top_k
         hits = self.retriever.search(query, k, mode=options.mode, doc_ids=options.doc_ids)
@@ -134,14 +138,24 @@ class AnswerPipeline:
         yield self._done(answer, fitted, usage, timer)
 
     def _rewrite(self, question: str, history: Sequence[Turn]) -> Iterator[Event]:
+        """A follow-up as a standalone query; the model's rewrite when it is one."""
         assert self.llm is not None
         try:
             text = self.llm.complete(rewrite_messages(question, history), effort="low")
         except LLMError as exc:
+            query = fallback_query(question, history)
             yield NoticeEvent(f"Could not rewrite the follow-up question ({exc}); searching "
-                              "with it as asked.")
-            return question
-        return clean_rewrite(text, question)
+                              f"for it together with the question before it: {query}")
+            return query
+        rewrite = parse_rewrite(text)
+        problem = rewrite_problem(rewrite, question, history)
+        if problem is None:
+            return rewrite
+        query = fallback_query(question, history)
+        yield NoticeEvent(f"The model's rewrite of the follow-up was not a search query "
+                          f"({problem}); searching for it together with the question before "
+                          f"it: {query}")
+        return query
 
     def _stream(self, messages: list[dict], effort: str, timer: _Timer,
                 tools: list[dict] | None) -> Iterator[Event]:
