@@ -20,6 +20,13 @@ from rag.events import (
     SourcesEvent,
     ToolCallEvent,
 )
+from rag.followups import (
+    depends_on_history,
+    fallback_query,
+    parse_rewrite,
+    rewrite_messages,
+    rewrite_problem,
+)
 from rag.llm import (
     ContentDelta,
     LLMClient,
@@ -37,12 +44,7 @@ from rag.prompting import (
     agent_messages,
     answer_messages,
     check_citations,
-    depends_on_history,
-    fallback_query,
     format_sources,
-    parse_rewrite,
-    rewrite_messages,
-    rewrite_problem,
 )
 from rag.retrieval import Retriever
 

@@ -9,19 +9,19 @@ from __future__ import annotations
 import pytest
 
 from rag.events import NoticeEvent, QueryEvent, SourcesEvent
-from rag.ingest import Ingestor
-from rag.llm import LLMClient, LLMConfig
-from rag.pipeline import AnswerPipeline
-from rag.prompting import (
+from rag.followups import (
     REWRITE_ANSWER_CHARS,
     REWRITE_QUESTIONS,
-    Turn,
     depends_on_history,
     fallback_query,
     parse_rewrite,
     rewrite_messages,
     rewrite_problem,
 )
+from rag.ingest import Ingestor
+from rag.llm import LLMClient, LLMConfig
+from rag.pipeline import AnswerPipeline
+from rag.prompting import Turn
 from rag.retrieval import Retriever
 from tests.conftest import MILVUS_DOCS
 from tests.llm_server import FakeGptOss, completion
