@@ -8,6 +8,7 @@ from rag.embedding import Embedder, make_embedder
 from rag.ingest import Ingestor
 from rag.llm import LLMClient, LLMConfig
 from rag.pipeline import AnswerPipeline
+from rag.rerank import Reranker, make_reranker
 from rag.retrieval import Retriever
 from rag.settings import Settings
 from rag.store import MilvusStore
@@ -43,9 +44,19 @@ class KnowledgeBase:
                         chunk_overlap=s.chunk_overlap)
 
     @cached_property
+    def reranker(self) -> Reranker | None:
+        """The configured reranker, or None when reranking is off (a local model loads lazily)."""
+        s = self.settings
+        return make_reranker(backend=s.reranker_backend, model=s.reranker,
+                             base_url=s.reranker_base_url, api_key=s.reranker_api_key,
+                             runtime=s.reranker_runtime)
+
+    @cached_property
     def retriever(self) -> Retriever:
         """Finds chunks for a query."""
-        return Retriever(self.store, self.embedder, mode=self.settings.retrieval_mode)
+        s = self.settings
+        return Retriever(self.store, self.embedder, mode=s.retrieval_mode,
+                         reranker=self.reranker, rerank_candidates=s.rerank_candidates)
 
     @cached_property
     def pipeline(self) -> AnswerPipeline:
@@ -57,6 +68,9 @@ class KnowledgeBase:
                               max_output_tokens=s.llm_max_output_tokens)
 
     def close(self) -> None:
-        """Release the store, if it was opened."""
+        """Release the store and the reranker's connections, if they were opened."""
         if "store" in self.__dict__:
             self.store.close()
+        close = getattr(self.__dict__.get("reranker"), "close", None)
+        if close is not None:
+            close()

@@ -1,11 +1,14 @@
-"""Retrieval: dense, BM25, or both fused with reciprocal-rank fusion."""
+"""Retrieval: dense, BM25, or both fused with reciprocal-rank fusion; then an optional reranker."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 from rag.embedding import Embedder
+from rag.errors import ConfigError
 from rag.lexical import analyze
+from rag.rerank import Reranker, RerankError
 from rag.schema import Hit
 from rag.store import MilvusStore
 
@@ -31,11 +34,12 @@ def rrf_fuse(rankings: Sequence[Sequence[Hit]], weights: Sequence[float], k: int
 
 
 class Retriever:
-    """Finds the chunks that answer a query."""
+    """Finds the chunks that answer a query, reranked when a reranker is set."""
 
     def __init__(self, store: MilvusStore, embedder: Embedder, *, mode: str = "hybrid",
                  rrf_k: int = 60, dense_weight: float = 1.0, bm25_weight: float = 1.0,
-                 candidates: int = 50) -> None:
+                 candidates: int = 50, reranker: Reranker | None = None,
+                 rerank_candidates: int = 30) -> None:
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}")
         self.store = store
@@ -44,20 +48,59 @@ class Retriever:
         self.rrf_k = rrf_k
         self.weights = (dense_weight, bm25_weight)
         self.candidates = candidates
+        self.reranker = reranker
+        self.rerank_candidates = rerank_candidates
 
     def search(self, query: str, k: int = 5, *, mode: str | None = None,
-               doc_ids: Sequence[str] | None = None) -> list[Hit]:
-        """The top-k chunks for the query; doc_ids limits the search to those documents."""
+               doc_ids: Sequence[str] | None = None, rerank: bool | None = None) -> list[Hit]:
+        """The top-k chunks for the query; doc_ids limits the search to those documents.
+
+        With reranking (`rerank=None` means: when a reranker is set), the top
+        max(k, rerank_candidates) retrieved chunks are scored by the reranker and the best k
+        returned in its order; `score`, `dense_score` and `bm25_score` stay as retrieved.
+        """
         mode = mode or self.mode
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}")
+        reranking = self.reranker is not None if rerank is None else rerank
+        if reranking and self.reranker is None:
+            raise ConfigError("Reranking was asked for, but no reranker is configured: set "
+                              "RERANKER (and RERANKER_BACKEND).")
         if not query.strip():
             return []
-        depth = max(k, self.candidates)
+        if not reranking:
+            return self._retrieve(query, k, mode, doc_ids)
+        hits = self._retrieve(query, max(k, self.rerank_candidates), mode, doc_ids)
+        return self._rerank(query, hits, k)
+
+    def _retrieve(self, query: str, limit: int, mode: str,
+                  doc_ids: Sequence[str] | None) -> list[Hit]:
         if mode == "dense":
-            return self.store.search_dense(self.embedder.embed_query(query), k, doc_ids)
+            return self.store.search_dense(self.embedder.embed_query(query), limit, doc_ids)
         if mode == "bm25":
-            return self.store.search_bm25(analyze(query), k, doc_ids)
+            return self.store.search_bm25(analyze(query), limit, doc_ids)
+        depth = max(limit, self.candidates)
         dense = self.store.search_dense(self.embedder.embed_query(query), depth, doc_ids)
         sparse = self.store.search_bm25(analyze(query), depth, doc_ids)
-        return rrf_fuse([dense, sparse], self.weights, k=self.rrf_k, limit=k)
+        return rrf_fuse([dense, sparse], self.weights, k=self.rrf_k, limit=limit)
+
+    def _rerank(self, query: str, hits: list[Hit], k: int) -> list[Hit]:
+        """The best k hits by the reranker's score; ties keep their retrieval order."""
+        if not hits:
+            return hits
+        assert self.reranker is not None
+        scores = self.reranker.score(query, [rerank_text(h) for h in hits])
+        if len(scores) != len(hits) or not all(math.isfinite(s) for s in scores):
+            raise RerankError(f"The reranker {self.reranker.name} returned {len(scores)} "
+                              f"scores for {len(hits)} passages, or a score that is not a number.")
+        for hit, value in zip(hits, scores, strict=True):
+            hit.rerank_score = float(value)
+        ranked = sorted(hits, key=lambda h: -(h.rerank_score or 0.0))[:k]
+        for rank, hit in enumerate(ranked, start=1):
+            hit.rank = rank
+        return ranked
+
+
+def rerank_text(hit: Hit) -> str:
+    """What the reranker reads: the heading path, then the chunk text (as the encoder does)."""
+    return f"{hit.heading}\n{hit.text}" if hit.heading else hit.text

@@ -50,6 +50,7 @@ class Hit:
     dense_score: float | None = None
     bm25_score: float | None = None
     rank: int = 0
+    rerank_score: float | None = None  # the reranker's relevance, when a reranker ran
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""

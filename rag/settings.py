@@ -12,6 +12,8 @@ from rag.errors import ConfigError
 RETRIEVAL_MODES = ("hybrid", "dense", "bm25")
 EFFORTS = ("low", "medium", "high")
 RUNTIMES = ("auto", "torch", "onnx", "onnx-int8")
+RERANK_RUNTIMES = ("auto", "torch", "onnx")
+RERANK_OFF = ("none", "off")  # RERANKER values that turn reranking off explicitly
 
 
 @dataclass(frozen=True)
@@ -34,6 +36,13 @@ class Settings:
 
     retrieval_mode: str = "hybrid"
     top_k: int = 5
+
+    reranker: str = ""  # model name or folder; empty: the packaged default if any; none: off
+    reranker_backend: str = "local"  # local | http
+    reranker_base_url: str = ""  # http backend: the server that answers POST {url}/rerank
+    reranker_api_key: str = ""
+    reranker_runtime: str = "auto"  # auto | torch | onnx (local backend only)
+    rerank_candidates: int = 30  # fused hits the reranker scores (at least top-k)
 
     openai_base_url: str = "http://localhost:11434/v1"
     openai_api_key: str = "ollama"
@@ -75,7 +84,24 @@ class Settings:
             raise ConfigError("CHUNK_OVERLAP must be at least 0 and below CHUNK_TOKENS")
         if self.top_k < 1:
             raise ConfigError("TOP_K must be at least 1")
+        self._validate_reranker()
         return self
+
+    def _validate_reranker(self) -> None:
+        if self.reranker_backend not in ("local", "http"):
+            raise ConfigError("RERANKER_BACKEND must be 'local' or 'http'")
+        if self.reranker_runtime not in RERANK_RUNTIMES:
+            raise ConfigError(f"RERANKER_RUNTIME must be one of {', '.join(RERANK_RUNTIMES)}")
+        if self.rerank_candidates < 1:
+            raise ConfigError("RERANK_CANDIDATES must be at least 1")
+        if self.reranker_backend != "http" or self.reranker.strip().lower() in RERANK_OFF:
+            return
+        if not self.reranker.strip():
+            raise ConfigError("RERANKER_BACKEND=http needs RERANKER: the model name the rerank "
+                              "server serves (or RERANKER=none to turn reranking off)")
+        if not self.reranker_base_url.strip():
+            raise ConfigError("RERANKER_BACKEND=http needs RERANKER_BASE_URL, e.g. "
+                              "http://localhost:8000/v1 (vLLM) or http://localhost:8080 (TEI)")
 
     def with_(self, **changes: Any) -> Settings:
         """A copy with some fields changed."""

@@ -222,8 +222,11 @@ def hits_markdown(sources: list[Source]) -> str:
     lines = []
     for s in sources:
         where = location(s.hit)
+        rerank = ("" if s.hit.rerank_score is None
+                  else f", rerank {_num(s.hit.rerank_score, 3)}")
         lines.append(f"{s.n}. **{s.hit.source}**{' · ' + where if where else ''} — "
-                     f"cosine {_num(s.hit.dense_score, 3)}, BM25 {_num(s.hit.bm25_score, 2)}")
+                     f"cosine {_num(s.hit.dense_score, 3)}, BM25 {_num(s.hit.bm25_score, 2)}"
+                     f"{rerank}")
     return "\n".join(lines)
 
 
@@ -253,9 +256,13 @@ def sources_html(reply: Reply | None) -> str:
             f"cosine <b>{_num(hit.dense_score, 3)}</b></span>",
             f"<span class='rag-score' title='BM25 keyword relevance'>BM25 "
             f"<b>{_num(hit.bm25_score, 2)}</b></span>",
-            f"<span class='rag-score' title='rank after fusion (fused score)'>rank "
-            f"<b>{hit.rank}</b> · fused {hit.score:.4f}</span>",
         ]
+        if hit.rerank_score is not None:
+            scores.append(f"<span class='rag-score' title='reranker relevance of the query and "
+                          f"the chunk'>rerank <b>{_num(hit.rerank_score, 3)}</b></span>")
+        order = "reranking" if hit.rerank_score is not None else "fusion"
+        scores.append(f"<span class='rag-score' title='rank after {order} (fused score)'>rank "
+                      f"<b>{hit.rank}</b> · fused {hit.score:.4f}</span>")
         parts.append(
             f"<div class='rag-source{' rag-cited' if is_cited else ''}' id='src-{n}'>"
             f"<div class='rag-source-title'><span class='rag-n'>[{n}]</span>"
@@ -787,7 +794,8 @@ def _register_api(services: Services) -> None:
             documents: Document names to search in; empty or omitted searches them all.
 
         Returns:
-            Passages by rank: source, page, heading, text, score, dense_score, bm25_score.
+            Passages by rank: source, page, heading, text, score, dense_score, bm25_score,
+            rerank_score (null when no reranker ran).
         """
         if mode not in MODES:
             raise gr.Error(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
