@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import sys
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -110,6 +109,8 @@ def search(
     mode: Annotated[str | None, typer.Option(help="hybrid, dense or bm25.")] = None,
     doc: Annotated[list[str] | None, typer.Option("--doc", help="Search only these.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON line per query.")] = False,
+    rerank: Annotated[bool | None, typer.Option(
+        "--rerank/--no-rerank", help="Rerank the hits (default: when RERANKER is set).")] = None,
 ) -> None:
     """Search the knowledge base: ranked chunks with their scores."""
     if mode is not None and mode not in MODES:
@@ -117,16 +118,18 @@ def search(
         raise typer.Exit(2)
     with knowledge_base() as kb:
         for query in queries:
-            hits = kb.retriever.search(query, k, mode=mode, doc_ids=doc or None)
+            hits = kb.retriever.search(query, k, mode=mode, doc_ids=doc or None, rerank=rerank)
             if as_json:
                 line = {"query": query, "hits": [h.to_dict() for h in hits]}
                 sys.stdout.write(json.dumps(line, ensure_ascii=False) + "\n")
                 continue
-            table = Table("#", "source", "page / heading", "score", "cosine", "bm25", "text",
-                          title=query, show_lines=True)
+            reranked = any(h.rerank_score is not None for h in hits)
+            table = Table("#", "source", "page / heading", "score", "cosine", "bm25",
+                          *(["rerank"] if reranked else []), "text", title=query, show_lines=True)
             for h in hits:
                 table.add_row(str(h.rank), h.source, h.location(" "), _score(h.score, 4),
                               _score(h.dense_score), _score(h.bm25_score, 2),
+                              *([_score(h.rerank_score)] if reranked else []),
                               h.text[:300] + ("…" if len(h.text) > 300 else ""))
             out.print(table if hits else f"[yellow]No hits for[/yellow] {query!r}")
 
@@ -159,40 +162,39 @@ def rm(documents: Annotated[list[str], typer.Argument(help="Document names, as l
 
 @app.command("eval")
 def evaluate(
-    beir: Annotated[Path, typer.Option("--beir", help="BEIR dataset folder.")],
-    split: Annotated[str, typer.Option(help="qrels split.")] = "test",
+    beir: Annotated[Path | None, typer.Option("--beir", help="BEIR dataset folder.")] = None,
+    qa: Annotated[Path | None, typer.Option(
+        "--qa", help="Questions with evidence spans (JSON Lines).")] = None,
+    docs: Annotated[list[Path] | None, typer.Option(
+        "--docs", help="With --qa: files or folders to evaluate on, in a separate database "
+        "(repeatable). Without it, the configured knowledge base is used.")] = None,
+    split: Annotated[str, typer.Option(help="qrels split (--beir).")] = "test",
+    depth: Annotated[int, typer.Option(min=10, help="Hits searched per question.")] = 50,
+    misses: Annotated[int, typer.Option(help="Misses listed (--qa).")] = 20,
     as_json: Annotated[bool, typer.Option("--json")] = False,
     db: Annotated[Path | None, typer.Option(help="Milvus Lite file to build and reuse.")] = None,
 ) -> None:
-    """Retrieval quality (nDCG@10, Recall@10/100) on a BEIR benchmark, in a separate database."""
-    from rag.evaluation import BeirDataset, ingest_corpus
-    from rag.evaluation import evaluate as run_eval
+    """Retrieval quality: hit@1/hit@5/MRR on questions with evidence (--qa), or nDCG@10 and
+    Recall@10/100 on a BEIR benchmark (--beir), for every mode."""
+    from rag import cli_eval
 
+    if (beir is None) == (qa is None):
+        err.print("[red]error:[/red] give exactly one of --beir DIR or --qa FILE")
+        raise typer.Exit(2)
     settings = Settings.from_env()
-    dataset = BeirDataset(beir, split)
-    with tempfile.TemporaryDirectory(prefix="rag-eval-") as tmp:
-        uri = str(db or Path(tmp) / "eval.db")
-        with knowledge_base(settings.with_(milvus_uri=uri, milvus_collection="beir")) as kb:
-            columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                       TimeElapsedColumn())
-            with Progress(*columns, console=err, transient=True) as progress:
-                task = progress.add_task("ingesting corpus", total=None)
-                ingest_corpus(kb.ingestor, dataset,
-                              progress=lambda p: progress.update(task, completed=p.index))
-            results = run_eval(kb.retriever, dataset)
-    report = {"ndcg@10": results[settings.retrieval_mode]["ndcg@10"],
-              "mode": settings.retrieval_mode, "split": split, **results}
+    separate = beir is not None or bool(docs) or db is not None
+    with (cli_eval.eval_settings(settings, db, "beir" if beir else "qa", separate) as chosen,
+          knowledge_base(chosen) as kb):
+        if beir is not None:
+            report = cli_eval.run_beir(kb, beir, split, err)
+        else:
+            report = cli_eval.run_qa(kb, qa, docs or [], depth, err)
     if as_json:
-        sys.stdout.write(json.dumps(report) + "\n")
-        return
-    table = Table("mode", "nDCG@10", "Recall@10", "Recall@100", "queries",
-                  title=f"{beir.name} ({split})")
-    for mode in MODES:
-        r = results[mode]
-        marker = " (default)" if mode == settings.retrieval_mode else ""
-        table.add_row(mode + marker, f"{r['ndcg@10']:.4f}", f"{r['recall@10']:.4f}",
-                      f"{r['recall@100']:.4f}", str(r["queries"]))
-    out.print(table)
+        cli_eval.write_json(report)
+    elif beir is not None:
+        cli_eval.print_beir(report, beir.name, out)
+    else:
+        cli_eval.print_qa(report, qa.name, out, misses)
 
 
 @app.command()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
-import math
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -13,10 +12,12 @@ from pathlib import Path
 from typing import Any
 
 from rag.errors import ConfigError
+from rag.evaluation.metrics import ndcg_at, recall_at
+from rag.evaluation.modes import eval_modes, searcher
 from rag.ingest import Ingestor, IngestResult, ProgressCallback
 from rag.loading import LoadedDocument
-from rag.retrieval import MODES, Retriever
-from rag.schema import Section
+from rag.retrieval import Retriever
+from rag.schema import Hit, Section
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,20 +60,6 @@ class BeirDataset:
         return judged
 
 
-def ndcg_at(ranked: list[str], relevant: dict[str, int], k: int) -> float:
-    """nDCG@k with graded relevance (BEIR / pytrec_eval convention: linear gain)."""
-    dcg = sum(relevant.get(d, 0) / math.log2(i + 2) for i, d in enumerate(ranked[:k]))
-    ideal = sorted((g for g in relevant.values() if g > 0), reverse=True)[:k]
-    idcg = sum(g / math.log2(i + 2) for i, g in enumerate(ideal))
-    return dcg / idcg if idcg else 0.0
-
-
-def recall_at(ranked: list[str], relevant: dict[str, int], k: int) -> float:
-    """Share of the relevant documents found in the top k."""
-    wanted = {d for d, g in relevant.items() if g > 0}
-    return len(wanted & set(ranked[:k])) / len(wanted) if wanted else 0.0
-
-
 def _corpus_document(doc_id: str, title: str, text: str) -> LoadedDocument:
     digest = hashlib.sha256(f"{title}\0{text}".encode()).hexdigest()
     sections = iter([Section(text=text, heading=(title,) if title else ())])
@@ -90,21 +77,18 @@ def ingest_corpus(ingestor: Ingestor, dataset: BeirDataset,
     return ingestor.ingest_documents(documents, progress=progress)
 
 
-def evaluate(retriever: Retriever, dataset: BeirDataset, modes: tuple[str, ...] = MODES,
+def evaluate(retriever: Retriever, dataset: BeirDataset, modes: tuple[str, ...] | None = None,
              depth: int = 100) -> dict[str, Any]:
     """nDCG@10 and Recall@10/100 per mode, ranking documents by their best chunk."""
     queries = dataset.queries()
     qrels = dataset.qrels()
     results: dict[str, Any] = {}
-    for mode in modes:
+    for mode in modes or eval_modes(retriever):
+        search = searcher(retriever, mode)
         ndcg, r10, r100 = [], [], []
         started = time.perf_counter()
         for qid, text in queries.items():
-            hits = retriever.search(text, k=depth, mode=mode)
-            ranked: list[str] = []
-            for hit in hits:  # hits are sorted; keep each document's first (best) chunk
-                if hit.doc_id not in ranked:
-                    ranked.append(hit.doc_id)
+            ranked = best_chunk_order(search(text, depth))
             ndcg.append(ndcg_at(ranked, qrels[qid], 10))
             r10.append(recall_at(ranked, qrels[qid], 10))
             r100.append(recall_at(ranked, qrels[qid], 100))
@@ -113,3 +97,8 @@ def evaluate(retriever: Retriever, dataset: BeirDataset, modes: tuple[str, ...] 
                          "recall@100": round(sum(r100) / n, 4), "queries": len(ndcg),
                          "seconds": round(time.perf_counter() - started, 2)}
     return results
+
+
+def best_chunk_order(hits: list[Hit]) -> list[str]:
+    """Document ids in the order of each document's first (best) chunk."""
+    return list(dict.fromkeys(hit.doc_id for hit in hits))
