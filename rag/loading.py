@@ -8,16 +8,16 @@ import io
 import re
 import struct
 import zlib
+from collections import Counter, deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from markdown_it import MarkdownIt
-from markdown_it.token import Token
 from pypdf import PasswordType, PdfReader
 from pypdf.errors import DependencyError, PyPdfError
 
 from rag.errors import LoaderError
+from rag.markup import MARKDOWN, PlainText, heading_line, inline_text, tokens_text
 from rag.schema import Section
 
 PDF_EXTENSIONS = frozenset({".pdf"})
@@ -39,12 +39,25 @@ _PDF_ERRORS: tuple[type[BaseException], ...] = (
 _LIGATURES = str.maketrans({
     "\ufb00": "ff", "\ufb01": "fi", "\ufb02": "fl", "\ufb03": "ffi", "\ufb04": "ffl",
     "\ufb05": "st", "\ufb06": "st",
+    "\uf0a7": "•", "\uf0b7": "•",  # bullets of Symbol/Wingdings fonts, in the private use area
 })
 _SPACES = re.compile(r"[^\S\n]+")
 _LEADERS = re.compile(r"([._=*·-])(?: ?\1){3,}")  # dot leaders and rules of a table of contents
+_DIGITS = re.compile(r"\d+")
+_BLANK_RUNS = re.compile(r"\n{3,}")
+# A bare page number at the top or bottom of a page: "3", "- 3 -", "iv", "Page 3", "Page 3 of 64".
+_PAGE_NUMBER = re.compile(
+    r"(?:(?i:page)\s*)?(?:\d{1,5}|(?=[ivxlc])c{0,3}(?:xc|xl|l?x{0,3})(?:ix|iv|v?i{0,3})"
+    r"|[-–—]\s*\d{1,5}\s*[-–—])"
+    r"(?:\s*(?:(?i:of)|/)\s*\d{1,5})?"
+)
+_PAGE_WINDOW = 8  # pages before and after a page that are compared with it
+_EDGE_LINES = 4  # non-blank lines at the top and at the bottom of a page that may be running
+_RUNNING_PAGES = 3  # a running line is at the edge of this many pages, and of half the window
+_RUNNING_KEY_CHARS = 4  # shorter lines count as running only when they are page numbers
+_RUNNING_KEY_LENGTH = 40  # characters at the start of a line that are compared
 _HYPHEN_BREAK = re.compile(r"(?<=[^\W\d_])-\n(?=([^\W\d_]))")
 _FRONT_MATTER = re.compile(r"\A---[ \t]*\n.*?\n(?:---|\.\.\.)[ \t]*(?:\n|\Z)", re.DOTALL)
-_HTML_COMMENT = re.compile(r"<!--.*?-->", re.DOTALL)
 
 
 @dataclass
@@ -81,7 +94,9 @@ def load(path: Path, source: str | None = None) -> LoadedDocument:
     if suffix in MARKDOWN_EXTENSIONS:
         sections = markdown_sections(text)
         if not sections:
-            raise LoaderError(source, "empty file (nothing besides front matter and comments)")
+            raise LoaderError(
+                source, "empty file (nothing besides front matter, comments and markup)"
+            )
         return LoadedDocument(source, "markdown", digest, None, iter(sections))
     return LoadedDocument(source, "text", digest, None, iter([Section(text=text.strip())]))
 
@@ -175,8 +190,19 @@ def _open_pdf(data: bytes, source: str) -> tuple[PdfReader, int]:
 
 
 def _pdf_sections(reader: PdfReader, pages: int, source: str) -> Iterator[Section]:
-    """One Section per page with text, extracted as it is asked for."""
+    """One Section per page with text, extracted as it is asked for (a few pages ahead, to
+    recognise running headers and footers)."""
     found = False
+    for number, text in without_running_lines(_page_texts(reader, pages, source)):
+        if text:
+            found = True
+            yield Section(text=text, page=number)
+    if not found:
+        raise LoaderError(source, "no extractable text (scanned image PDF?)")
+
+
+def _page_texts(reader: PdfReader, pages: int, source: str) -> Iterator[tuple[int, str]]:
+    """(page number, normalised text) of each page, extracted lazily."""
     for number in range(1, pages + 1):
         try:
             raw = reader.pages[number - 1].extract_text()
@@ -184,12 +210,70 @@ def _pdf_sections(reader: PdfReader, pages: int, source: str) -> Iterator[Sectio
             raise LoaderError(
                 source, f"damaged or truncated PDF (page {number}: {exc})"
             ) from exc
-        text = normalise_pdf_text(raw)
-        if text:
-            found = True
-            yield Section(text=text, page=number)
-    if not found:
-        raise LoaderError(source, "no extractable text (scanned image PDF?)")
+        yield number, normalise_pdf_text(raw)
+
+
+def without_running_lines(pages: Iterable[tuple[int, str]]) -> Iterator[tuple[int, str]]:
+    """Pages without their running headers, footers and page numbers: lines at the top or
+    bottom of a page that are page numbers, or that (digits aside) are also at the top or
+    bottom of at least half the other pages near it (and of two at least). Reads at most
+    _PAGE_WINDOW pages ahead and keeps as many behind."""
+    buffer: deque[tuple[int, list[str], frozenset[str]]] = deque()
+    position = 0  # index in buffer of the next page to give out
+    for number, text in pages:
+        lines = text.split("\n")
+        buffer.append((number, lines, _edge_keys(lines)))
+        while len(buffer) - 1 - position >= _PAGE_WINDOW:
+            yield _strip_page(buffer, position)
+            position += 1
+            if position > _PAGE_WINDOW:
+                buffer.popleft()
+                position -= 1
+    while position < len(buffer):
+        yield _strip_page(buffer, position)
+        position += 1
+
+
+def _line_key(line: str) -> str:
+    """A line compared across pages: lower case, digit runs as one 0, spaces collapsed, and
+    only its start (extraction sometimes runs a footer into the line after it)."""
+    return " ".join(_DIGITS.sub("0", line.lower()).split())[:_RUNNING_KEY_LENGTH]
+
+
+def _edges(lines: list[str]) -> tuple[list[int], list[int]]:
+    """Indices of the non-blank lines at the top of a page, and at its bottom from the last
+    line up; on a short page the top takes no more than its first half."""
+    filled = [i for i, line in enumerate(lines) if line]
+    half = (len(filled) + 1) // 2
+    return filled[:min(_EDGE_LINES, half)], filled[half:][::-1][:_EDGE_LINES]
+
+
+def _edge_keys(lines: list[str]) -> frozenset[str]:
+    """The keys of a page's edge lines long enough to count as a running header or footer."""
+    top, bottom = _edges(lines)
+    keys = (_line_key(lines[i]) for i in top + bottom)
+    return frozenset(k for k in keys if len(k) >= _RUNNING_KEY_CHARS)
+
+
+def _strip_page(buffer: deque[tuple[int, list[str], frozenset[str]]],
+                index: int) -> tuple[int, str]:
+    """Page `index` of the buffer without running lines at its top and bottom."""
+    number, lines, _ = buffer[index]
+    others = Counter(key for j, (_, _, keys) in enumerate(buffer) if j != index for key in keys)
+    needed = max(_RUNNING_PAGES - 1, len(buffer) // 2)  # and at least half the others
+
+    def running(line: str) -> bool:
+        return _PAGE_NUMBER.fullmatch(line) is not None or others[_line_key(line)] >= needed
+
+    drop: set[int] = set()
+    for edge in _edges(lines):
+        # up to the innermost running line: a line between two running ones is theirs too
+        marks = [n for n, i in enumerate(edge) if running(lines[i])]
+        drop.update(edge[:marks[-1] + 1] if marks and marks[0] == 0 else [])
+    if not drop:
+        return number, "\n".join(lines)
+    kept = "\n".join(line for i, line in enumerate(lines) if i not in drop)
+    return number, _BLANK_RUNS.sub("\n\n", kept).strip()
 
 
 def normalise_pdf_text(raw: str) -> str:
@@ -212,88 +296,51 @@ def normalise_pdf_text(raw: str) -> str:
 
 # --- Markdown ----------------------------------------------------------------------------------
 
-_MARKDOWN = MarkdownIt("commonmark").enable("table")
+_NAVIGATION_SHARE = 0.5  # a section whose text is mostly link texts is navigation ("What's next")
 
 
 def markdown_sections(text: str) -> list[Section]:
-    """One Section per non-empty heading section with its heading path; drops front matter."""
+    """One Section of plain text per non-empty heading section, with its heading path; drops
+    front matter and markup. A section that is mostly links joins the section before it."""
     text = _newlines(text)
     match = _FRONT_MATTER.match(text)
     if match:
         text = text[match.end():]
-    tokens = _MARKDOWN.parse(text)
-    lines = _strip_comments(text.split("\n"), tokens)
+    env: dict = {}
+    tokens = MARKDOWN.parse(text, env)
     sections: list[Section] = []
     path: list[tuple[int, str]] = []
     titles: list[str] = []
     start = 0
     for index, token in enumerate(tokens):
-        if token.type != "heading_open" or token.level != 0 or token.map is None:
+        if token.type != "heading_open" or token.level != 0:
             continue
-        _add_section(sections, lines[start:token.map[0]], path)
+        _add_section(sections, tokens_text(tokens[start:index], env), path)
         level = int(token.tag[1:])
         while path and path[-1][0] >= level:
             path.pop()
-        path.append((level, _inline_text(tokens[index + 1])))
+        path.append((level, inline_text(tokens[index + 1])))
         titles.append(path[-1][1])
-        start = token.map[1]
-    _add_section(sections, lines[start:], path)
-    if not sections and titles:  # a stub of headings only: its headings are its text
-        sections.append(Section(text="\n".join(titles)))
+        start = index + 3  # heading_open, inline, heading_close
+    _add_section(sections, tokens_text(tokens[start:], env), path)
+    if not sections and any(titles):  # a stub of headings only: its headings are its text
+        sections.append(Section(text="\n".join(t for t in titles if t)))
+    if not sections:  # a file of tab labels only (an included fragment): its labels are its text
+        labels = tokens_text(tokens, env, tab_labels=True).text
+        sections.extend([Section(text=labels)] if labels else [])
     return sections
 
 
-def _add_section(sections: list[Section], body: list[str], path: list[tuple[int, str]]) -> None:
-    """Append a section unless its body is blank."""
-    while body and not body[0].strip():
-        body = body[1:]
-    while body and not body[-1].strip():
-        body = body[:-1]
-    if body:
-        text = "\n".join(line.rstrip() for line in body)
-        sections.append(Section(text=text, heading=tuple(title for _, title in path)))
-
-
-def _inline_text(inline: Token) -> str:
-    """Plain text of a heading's inline token (code spans and link texts kept, markup dropped)."""
-    parts: list[str] = []
-    for child in inline.children or []:
-        if child.type in ("text", "code_inline"):
-            parts.append(child.content)
-        elif child.type in ("softbreak", "hardbreak"):
-            parts.append(" ")
-        elif child.type == "image":
-            parts.append(child.content)
-    return " ".join("".join(parts).split()) or inline.content.strip()
-
-
-def _strip_comments(lines: list[str], tokens: list[Token]) -> list[str]:
-    """Remove HTML comments outside code blocks, keeping the line count unchanged."""
-    code = [False] * len(lines)
-    for token in tokens:
-        if token.type in ("fence", "code_block") and token.map is not None:
-            for number in range(token.map[0], min(token.map[1], len(lines))):
-                code[number] = True
-    out: list[str] = []
-    run: list[str] = []
-    for line, is_code in zip(lines, code, strict=True):
-        if is_code:
-            out.extend(_uncomment(run))
-            run = []
-            out.append(line)
-        else:
-            run.append(line)
-    out.extend(_uncomment(run))
-    return out
-
-
-def _uncomment(lines: list[str]) -> list[str]:
-    """Lines with HTML comments removed; a removed multi-line comment leaves blank lines."""
-    if not lines:
-        return []
-    joined = "\n".join(lines)
-    if "<!--" not in joined:
-        return lines
-    cleaned = _HTML_COMMENT.sub(lambda m: "\n" * m.group(0).count("\n"), joined)
-    return cleaned.split("\n")
-
+def _add_section(sections: list[Section], body: PlainText, path: list[tuple[int, str]]) -> None:
+    """Append a section unless its text is blank; navigation joins the section before it."""
+    if not body.text:
+        return
+    heading = tuple(title for _, title in path)
+    if sections and body.link_share >= _NAVIGATION_SHARE:
+        previous = sections[-1]
+        line = heading_line(previous.heading, heading)
+        joined = f"{previous.text}\n\n{line}\n{body.text}" if line else \
+            f"{previous.text}\n\n{body.text}"
+        sections[-1] = Section(text=joined, page=previous.page, heading=previous.heading)
+        return
+    sections.append(Section(text=body.text, heading=heading))

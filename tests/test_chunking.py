@@ -14,6 +14,7 @@ from tokenizers import Tokenizer
 
 from rag.chunking import chunk_id, chunk_sections
 from rag.loading import load
+from rag.markup import heading_line
 from rag.schema import Chunk, Section
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -38,9 +39,10 @@ def count() -> Counter:
 
 
 def _chunk(sections: list[Section], count: Counter, *, version: str = "v1",
-           max_tokens: int = 200, overlap: int = 40) -> list[Chunk]:
+           max_tokens: int = 200, overlap: int = 40, min_tokens: int | None = None) -> list[Chunk]:
     return list(chunk_sections(sections, doc_id="doc", version=version, source="doc.src",
-                               count_tokens=count, max_tokens=max_tokens, overlap=overlap))
+                               count_tokens=count, max_tokens=max_tokens, overlap=overlap,
+                               min_tokens=min_tokens))
 
 
 @functools.cache
@@ -57,28 +59,28 @@ def _markdown(name: str) -> list[Section]:
     return list(_sections(FAQ / name))
 
 
-def _source_text(chunk: Chunk, sections: list[Section]) -> list[str]:
-    """The texts a chunk may come from: its section, or its pages joined."""
-    if chunk.page is None:
-        return [s.text for s in sections if s.heading == chunk.heading]
-    assert chunk.page_end is not None
-    pages = [s.text for s in sections if s.page is not None
-             and chunk.page <= s.page <= chunk.page_end]
-    return ["\n\n".join(pages)]
+def _document_text(sections: list[Section]) -> str:
+    """The sections joined as the chunker joins a group of them: blank lines between, and a
+    section whose heading differs from the one before starts with its heading line."""
+    pieces = []
+    for index, section in enumerate(sections):
+        line = heading_line(sections[index - 1].heading, section.heading) if index else ""
+        pieces.append(f"{line}\n{section.text}" if line else section.text)
+    return "\n\n".join(pieces)
 
 
 def _assert_whole_words(chunks: list[Chunk], sections: list[Section]) -> None:
+    text = _document_text(sections)
     for chunk in chunks:
-        for text in _source_text(chunk, sections):
-            start = text.find(chunk.text)
-            if start < 0:
-                continue
+        start = text.find(chunk.text)
+        assert start >= 0, f"chunk {chunk.position} is not a contiguous piece of its source"
+        while start >= 0:
             end = start + len(chunk.text)
-            assert start == 0 or text[start - 1].isspace(), f"starts mid-word: {chunk.text[:40]!r}"
-            assert end == len(text) or text[end].isspace(), f"ends mid-word: {chunk.text[-40:]!r}"
-            break
-        else:
-            pytest.fail(f"chunk {chunk.position} is not a contiguous piece of its source")
+            if ((start == 0 or text[start - 1].isspace())
+                    and (end == len(text) or text[end].isspace())):
+                break
+            start = text.find(chunk.text, start + 1)
+        assert start >= 0, f"chunk {chunk.position} starts or ends mid-word: {chunk.text!r}"
 
 
 def _overlap(previous: str, following: str) -> str:
@@ -137,7 +139,10 @@ def test_no_overlap_across_markdown_headings(count: Counter) -> None:
 
 def test_heading_and_page_are_carried(count: Counter) -> None:
     md = _chunk(_markdown("performance_faq.md"), count)
-    assert {c.heading for c in md} == {s.heading for s in _markdown("performance_faq.md")}
+    headings = {s.heading for s in _markdown("performance_faq.md")}
+    assert {c.heading for c in md} <= headings
+    for merged in headings - {c.heading for c in md}:  # a small section joined the one before
+        assert any(f"\n\n{merged[-1]}\n" in c.text for c in md), merged
     cpu = [c for c in md if c.heading == ("Performance FAQ", "What factors impact CPU usage?")]
     assert len(cpu) == 1 and cpu[0].text.startswith("CPU usage increases")
     assert all(c.page is None and c.page_end is None for c in md)
@@ -220,3 +225,103 @@ def test_empty_sections_and_bad_arguments(count: Counter) -> None:
     assert _chunk([Section(text="  \n"), Section(text="")], count) == []
     with pytest.raises(ValueError, match="overlap"):
         _chunk([Section(text="x")], count, max_tokens=50, overlap=50)
+
+
+MILVUS = SHARED / "milvus-docs"
+SAMPLE_DOCS = [
+    "reference/index.md", "reference/metric.md", "reference/timestamp.md",
+    "adminGuide/connect_kafka_ssl.md", "userGuide/manage-collections.md", "release_notes.md",
+    "tutorials/multimodal_rag_with_milvus.md", "faq/performance_faq.md",
+]
+
+
+@pytest.mark.parametrize("name", SAMPLE_DOCS)
+def test_no_small_chunks_in_real_markdown(name: str, count: Counter) -> None:
+    sections = list(_sections(MILVUS / name))
+    chunks = _chunk(sections, count)
+    tokens = count([c.text for c in chunks])
+    assert len(chunks) > 1
+    assert min(tokens) >= 50, [c.text for c, n in zip(chunks, tokens, strict=True) if n < 50]
+    assert max(tokens) <= 200
+    _assert_whole_words(chunks, sections)
+    words = set(re.findall(r"\S+", " ".join(s.text for s in sections)))
+    assert words <= set(re.findall(r"\S+", " ".join(c.text for c in chunks)))
+
+
+@pytest.mark.parametrize("path", [p for p in sorted(PDFS.glob("*.pdf"))
+                                  if not p.name.startswith("edge-")], ids=lambda p: p.name)
+def test_no_small_chunks_in_real_pdfs(path: Path, count: Counter) -> None:
+    chunks = _chunk(list(_sections(path)), count)
+    tokens = count([c.text for c in chunks])
+    assert len(chunks) == 1 or min(tokens) >= 50
+    assert max(tokens) <= 200
+
+
+def test_link_list_section_joins_the_section_before(count: Counter) -> None:
+    sections = list(_sections(MILVUS / "reference" / "metric.md"))
+    assert sections[-1].heading == ("Similarity Metrics", "What's next")
+    chunks = _chunk(sections, count)
+    assert ("Similarity Metrics", "What's next") not in {c.heading for c in chunks}
+    last = chunks[-1]
+    assert last.heading == ("Similarity Metrics", "FAQ")
+    assert last.text.endswith("\n\nWhat's next\n- Learn more about the supported index types"
+                              " in Milvus.")
+
+
+def _words(n: int, tag: str) -> str:
+    return " ".join(f"{tag}{i}" for i in range(n)) + "."
+
+
+def test_small_sections_join_a_neighbour_with_their_heading(count: Counter) -> None:
+    sections = [
+        Section(text="Short intro of the guide.", heading=("Guide",)),
+        Section(text=_words(60, "alpha"), heading=("Guide", "Install")),
+        Section(text="Only one short line.", heading=("Guide", "Prerequisites")),
+        Section(text=_words(60, "beta"), heading=("Guide", "Run")),
+        Section(text="- Search\n- Query", heading=("Guide", "What's next")),
+    ]
+    chunks = _chunk(sections, count, max_tokens=200, overlap=20)
+    assert [c.heading for c in chunks] == [("Guide",), ("Guide", "Run")]
+    assert chunks[0].text == (f"Short intro of the guide.\n\nInstall\n{sections[1].text}\n\n"
+                              "Prerequisites\nOnly one short line.")
+    assert chunks[1].text == f"{sections[3].text}\n\nWhat's next\n- Search\n- Query"
+    again = _chunk(sections, count, max_tokens=200, overlap=20)
+    assert [c.id for c in again] == [c.id for c in chunks]
+
+
+def test_a_parent_intro_leads_its_subsections(count: Counter) -> None:
+    sections = [
+        Section(text=_words(60, "alpha"), heading=("Index", "Overview")),
+        Section(text="Milvus supports these index types.", heading=("Index", "Supported")),
+        Section(text=_words(60, "beta"), heading=("Index", "Supported", "FLAT")),
+    ]
+    chunks = _chunk(sections, count)
+    assert [c.heading for c in chunks] == [("Index", "Overview"), ("Index", "Supported")]
+    assert chunks[1].text == f"Milvus supports these index types.\n\nFLAT\n{sections[2].text}"
+
+
+def test_small_tail_of_a_long_section_is_rebalanced(count: Counter) -> None:
+    paragraphs = [_words(45, f"p{i}w") for i in range(9)] + ["The very end."]
+    section = Section(text="\n\n".join(paragraphs), heading=("Long",))
+    greedy = _chunk([section], count, max_tokens=200, overlap=40, min_tokens=0)
+    assert count([greedy[-1].text])[0] < 50, "the greedy split leaves a small tail"
+    chunks = _chunk([section], count, max_tokens=200, overlap=40)
+    tokens = count([c.text for c in chunks])
+    assert min(tokens) >= 50 and max(tokens) <= 200
+    assert chunks[-1].text.endswith("The very end.")
+    _assert_whole_words(chunks, [section])
+    for a, b in itertools.pairwise(chunks):
+        assert count([_overlap(a.text, b.text)])[0] <= 40
+
+
+def test_min_tokens_argument(count: Counter) -> None:
+    sections = [Section(text="Tiny.", heading=("A",)),
+                Section(text=_words(30, "w"), heading=("B",))]
+    assert len(_chunk(sections, count, min_tokens=0)) == 2  # 0: every section stands alone
+    assert len(_chunk(sections, count)) == 1
+    whole = _chunk([Section(text="A whole document of one line.")], count)
+    assert [c.text for c in whole] == ["A whole document of one line."]
+    with pytest.raises(ValueError, match="min_tokens"):
+        list(chunk_sections(sections, doc_id="d", version="v", source="s", count_tokens=count,
+                            max_tokens=100, min_tokens=51))
+

@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import gzip
+import re
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from pypdf import PdfReader, PdfWriter
 
 from rag.errors import LoaderError
-from rag.loading import SUPPORTED_EXTENSIONS, iter_files, load, normalise_pdf_text
+from rag.loading import (
+    SUPPORTED_EXTENSIONS,
+    iter_files,
+    load,
+    normalise_pdf_text,
+    without_running_lines,
+)
 from rag.schema import Section
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -232,7 +240,7 @@ def test_markdown_structure(tmp_path: Path) -> None:
                         ("Other", "Setext")]
     a = sections[0].text
     assert "# not a heading\necho hi" in a
-    assert "| nlist | 128 |" in a
+    assert "key | value\nnlist | 128" in a  # a table row per line, no rule line
     assert "editor's note" not in a and "<!--" not in a
     assert sections[2].text == "Text of B."
     assert sections[3].text == "Under setext."
@@ -294,3 +302,82 @@ def test_iter_files_on_real_folder() -> None:
     nested = {source for _, source in iter_files([SHARED / "milvus-docs"])}
     assert "faq/product_faq.md" in nested
     assert ".pdf" in SUPPORTED_EXTENSIONS and ".md" in SUPPORTED_EXTENSIONS
+
+
+_BARE_PAGE_NUMBER = re.compile(r"(?:\d{1,4}|[ivx]{1,5}|Page \d+ of \d+)")
+
+
+@pytest.mark.parametrize("path", GOOD_PDFS, ids=lambda p: p.name)
+def test_pdf_pages_have_no_bare_page_numbers_at_their_edges(path: Path) -> None:
+    for section in _sections(path):
+        lines = section.text.split("\n")
+        assert not _BARE_PAGE_NUMBER.fullmatch(lines[0]), (section.page, lines[0])
+        assert not _BARE_PAGE_NUMBER.fullmatch(lines[-1]), (section.page, lines[-1])
+
+
+def test_pdf_running_headers_and_footers_are_removed() -> None:
+    nist = _sections(PDFS / "nist-sp800-88r1-media-sanitization-64p.pdf")
+    header = "NIST SP 800-88 Rev. 1 Guidelines for Media Sanitization"
+    assert not any(header in s.text for s in nist)
+    by_page = {s.page: s.text for s in nist}
+    assert by_page[9].startswith("1 Introduction\n1.1 Purpose and Scope")
+    assert by_page[3].endswith("Email: 800-88r1comments@nist.gov")  # its "ii" is gone
+
+    cloud = {s.page: s.text for s in _sections(PDFS / "nist-sp800-145-cloud-definition-7p.pdf")}
+    assert cloud[6].startswith("2. The NIST Definition of Cloud Computing\n")
+
+    register = _sections(PDFS / "federal-register-2020-17221-3col.pdf")
+    text = "\n".join(s.text for s in register)
+    assert "Federal Register / Vol. 85" not in text and "VerDate" not in text
+    assert "jbell on DSKJLSW7X2PROD" not in text
+    # content that recurs near the top of a few pages, numbers aside, stays
+    assert "(4) In the Operating Procedures chapter," in text
+    assert "(5) In the Operating Procedures chapter," in text
+
+    table = _sections(PDFS / "fbi-nics-checks-2015-11-table.pdf")[0].text
+    assert "Page 1 of" not in table and table.startswith("State / Territory")
+
+
+def test_running_lines_rules_on_made_up_pages() -> None:
+    words = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta", "iota",
+             "kappa", "lambda", "mu"]
+    pages = [
+        (n, f"ACME Annual Report {2000 + n}\nOn {word} we say this.\nAnd {word} is that."
+            f"\n\n{n}")
+        for n, word in enumerate(words, start=1)
+    ]
+    pages[4] = (5, "Unique top line.\nAbout epsilon.\n\nPage 5 of 12")
+    pages[6] = (7, "ACME Annual Report 2007\nItem (1) of the list.\nEnd of eta.\n\n- 7 -")
+    pages[7] = (8, "ACME Annual Report 2008\nItem (2) of the list.\nEnd of theta.\n\n8")
+    pages[8] = (9, "ACME Annual Report 2009\nItem (3) of the list.\nEnd of iota.\n\n9")
+    pages[10] = (11, "A first line of its own.\nACME Annual Report 2011\nOn kappa.\n\nEnd.")
+    cleaned = dict(without_running_lines(pages))
+    assert list(cleaned) == list(range(1, 13))
+    assert cleaned[11] == pages[10][1]  # running lines count only from the very edge in
+    assert cleaned[1] == "On alpha we say this.\nAnd alpha is that."
+    assert cleaned[5] == "Unique top line.\nAbout epsilon."
+    assert cleaned[7] == "Item (1) of the list.\nEnd of eta."  # on 3 of 12 pages: content
+    few = dict(without_running_lines(pages[:2]))  # two pages: nothing counts as running
+    assert few[1] == "ACME Annual Report 2001\nOn alpha we say this.\nAnd alpha is that."
+
+
+def test_running_lines_look_ahead_is_bounded() -> None:
+    consumed = 0
+
+    def pages() -> Iterator[tuple[int, str]]:
+        nonlocal consumed
+        for number in range(1, 601):
+            consumed += 1
+            yield number, f"Running title\nText of page {_spelled(number)}.\n{number}"
+
+    given = 0
+    for number, text in without_running_lines(pages()):
+        given += 1
+        assert number == given and text == f"Text of page {_spelled(number)}."
+        assert consumed - given <= 8, "at most eight pages are read ahead"
+    assert given == 600
+
+
+def _spelled(number: int) -> str:
+    """A number as letters (a page's own text that digit normalisation cannot make equal)."""
+    return "".join("abcdefghij"[int(d)] for d in str(number))
