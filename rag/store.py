@@ -8,16 +8,22 @@ moment a process dies, searches see the old version or the new one, never both, 
 of the store rolls the change back (still writing) or forward (already switched). An ingest run
 begins and switches the documents of one embedding batch together (one upsert for all their
 markers), so many small files cost a few Milvus calls per batch, not per file.
+
+Every value in a filter goes in through `_literal`, which escapes it for the expression grammar
+(Milvus Lite implements no filter templates; see there). A change that cannot be finished or
+undone when the store opens is logged and left hidden, so one bad row never locks the store.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
+import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -45,6 +51,8 @@ from pymilvus.exceptions import MilvusException  # noqa: E402
 
 from rag.errors import DocumentNotFoundError, ModelMismatchError, StoreError  # noqa: E402
 from rag.schema import Chunk, DocumentInfo, Hit  # noqa: E402
+
+log = logging.getLogger(__name__)
 
 META_ID = "__meta__"
 PENDING = "pending"
@@ -80,12 +88,70 @@ def _quiet_lite_server() -> Iterator[None]:
         grpc_logger.setLevel(level)
 
 
-def _quote(value: str) -> str:
-    return json.dumps(value)
+# Inside a double-quoted string Milvus (its Plan.g4 grammar) and Milvus Lite 3 both need a
+# backslash, the quote, CR and LF escaped, and Lite knows only these escapes (no \uXXXX).
+_ESCAPES = str.maketrans({"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t"})
+
+
+def _literal(value: str) -> str:
+    """`value` as a filter string literal that reads back as exactly `value`.
+
+    Filter templates (`filter_params`) would keep values out of the expression, but Milvus Lite
+    3.2, embedded or as `milvus-lite server`, does not implement them (it rejects `{name}`) for
+    query, search or delete alike. So values are escaped here instead, and only here: every
+    other character, any Unicode one or a control character, stands for itself (json.dumps wrote
+    \\uXXXX escapes, which Lite rejects, and that made a name like `résumé.md` unusable).
+    """
+    if not isinstance(value, str):
+        raise TypeError(f"filter values are strings, not {type(value).__name__}")
+    return '"' + value.translate(_ESCAPES) + '"'
 
 
 def _in_list(field: str, values: Sequence[str]) -> str:
-    return f"{field} in [{', '.join(_quote(v) for v in values)}]"
+    return f"{field} in [{', '.join(_literal(v) for v in values)}]"
+
+
+def _marker_doc_id(row: dict[str, Any]) -> str:
+    """The document a marker row belongs to (from its key, should its meta be damaged)."""
+    meta = row.get("meta") or {}
+    doc_id = meta.get("doc_id") if isinstance(meta, dict) else None
+    return doc_id if isinstance(doc_id, str) else row["doc_id"].removeprefix(f"{PENDING}:")
+
+
+class _PendingCache:
+    """The versions hidden by pending markers in one Lite collection, shared by every store on
+    it in this process. One process owns a Lite file, so the list changes only through those
+    stores, and each of their document writes forgets it."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._versions: list[str] | None = None
+        self._generation = 0
+
+    def get(self, read: Callable[[], list[str]]) -> list[str]:
+        with self._lock:
+            versions, generation = self._versions, self._generation
+        if versions is None:
+            versions = read()
+            with self._lock:
+                if generation == self._generation:  # no write began meanwhile
+                    self._versions = versions
+        return versions
+
+    def forget(self) -> None:
+        with self._lock:
+            self._generation += 1
+            self._versions = None
+
+
+_LITE_CACHES: dict[tuple[str, str], _PendingCache] = {}
+_LITE_CACHES_LOCK = threading.Lock()
+
+
+def _lite_cache(uri: str, collection: str) -> _PendingCache:
+    key = (str(Path(uri).expanduser().resolve()), collection)
+    with _LITE_CACHES_LOCK:
+        return _LITE_CACHES.setdefault(key, _PendingCache())
 
 
 class MilvusStore:
@@ -101,6 +167,14 @@ class MilvusStore:
         self.documents = f"{collection}_documents"
         self._bm25 = {"bm25_k1": bm25_k1, "bm25_b": bm25_b}
         self.is_lite = not uri.startswith(("http://", "https://", "tcp://", "unix:"))
+        # The pending versions are cached on Lite only: a server may be shared with another
+        # process's ingest, so there they are read for every search. Another process may have
+        # written the Lite file since it was last open here, so each open starts afresh.
+        self._pending = _lite_cache(uri, self.documents) if self.is_lite else None
+        if self._pending is not None:
+            self._pending.forget()
+        self._unfinished: set[str] = set()  # documents whose leftover change could not be undone
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="milvus-search")
         self._client = self._connect(uri, token)
         self._ensure_collections()
         self._check_model()
@@ -114,8 +188,6 @@ class MilvusStore:
     # -- connection and schema -------------------------------------------------------------
     def _connect(self, uri: str, token: str) -> MilvusClient:
         if self.is_lite:
-            from pathlib import Path
-
             Path(uri).expanduser().resolve().parent.mkdir(parents=True, exist_ok=True)
         try:
             return MilvusClient(uri=uri, token=token) if token else MilvusClient(uri=uri)
@@ -186,7 +258,7 @@ class MilvusStore:
                                               meta=meta)])
 
     def _check_model(self) -> None:
-        rows = self._query(self.documents, f"doc_id == {_quote(META_ID)}", ["meta"])
+        rows = self._query(self.documents, f"doc_id == {_literal(META_ID)}", ["meta"])
         if not rows:
             raise StoreError(f"Collection {self.documents} has no metadata row; it was not "
                              "made by this app. Set MILVUS_COLLECTION to another name.")
@@ -202,6 +274,7 @@ class MilvusStore:
 
     def close(self) -> None:
         """Release the connection (and for Milvus Lite the file lock)."""
+        self._pool.shutdown(wait=True)
         self._client.close()
         if self.is_lite:
             from milvus_lite.server_manager import server_manager_instance
@@ -215,18 +288,27 @@ class MilvusStore:
             if limit is not None:
                 return list(self._client.query(collection, filter=expr, output_fields=fields,
                                                limit=limit))
-            rows = list(self._client.query(collection, filter=expr, output_fields=fields,
-                                           limit=QUERY_WINDOW))
-            if len(rows) < QUERY_WINDOW:
-                return rows
-            # More rows than one query window holds: page through them with an iterator.
-            rows = []
-            iterator = self._client.query_iterator(collection, filter=expr,
-                                                   output_fields=fields, batch_size=1000)
-            while batch := iterator.next():
-                rows.extend(batch)
-            iterator.close()
+            return self._query_all(collection, expr, fields)
+
+    def _query_all(self, collection: str, expr: str, fields: list[str]) -> list[dict[str, Any]]:
+        rows = list(self._client.query(collection, filter=expr, output_fields=fields,
+                                       limit=QUERY_WINDOW))
+        if len(rows) < QUERY_WINDOW:
             return rows
+        # More rows than one query window holds: page through them in primary-key order (what
+        # the `iterator` flag asks of Milvus and Lite). pymilvus's query_iterator does the same
+        # but splices the last key into its next filter unescaped, which breaks on a document
+        # name with a quote; here the key goes in as a literal.
+        key = "doc_id" if collection == self.documents else "id"
+        fields = fields if key in fields else [*fields, key]
+        rows, page_expr = [], expr
+        while True:
+            page = list(self._client.query(collection, filter=page_expr, output_fields=fields,
+                                           limit=QUERY_WINDOW, iterator="True"))
+            rows.extend(page)
+            if len(page) < QUERY_WINDOW:
+                return rows
+            page_expr = f"{key} > {_literal(page[-1][key])} and ({expr})"
 
     def _document_row(self, doc_id: str, *, state: str, version: str, sha256: str,
                       source: str, kind: str, pages: int | None, chunks: int,
@@ -238,8 +320,22 @@ class MilvusStore:
 
     def _upsert_rows(self, rows: list[dict[str, Any]]) -> None:
         if rows:
-            with _milvus("record the documents"):
+            with self._changing_documents(), _milvus("record the documents"):
                 self._client.upsert(self.documents, rows)
+
+    def _delete_documents(self, expr: str, action: str) -> None:
+        with self._changing_documents(), _milvus(action):
+            self._client.delete(self.documents, filter=expr)
+
+    @contextmanager
+    def _changing_documents(self) -> Iterator[None]:
+        """Around every write of document rows: forget the cached pending versions after it,
+        failed or not."""
+        try:
+            yield
+        finally:
+            if self._pending is not None:
+                self._pending.forget()
 
     # -- writing ---------------------------------------------------------------------------
     def _marker_row(self, doc_id: str, *, hidden: str, phase: str, source: str,
@@ -251,9 +347,8 @@ class MilvusStore:
 
     def _drop_markers(self, doc_ids: Sequence[str]) -> None:
         if doc_ids:
-            with _milvus("finish the document change"):
-                self._client.delete(self.documents,
-                                    filter=_in_list("doc_id", [f"{PENDING}:{d}" for d in doc_ids]))
+            self._delete_documents(_in_list("doc_id", [f"{PENDING}:{d}" for d in doc_ids]),
+                                   "finish the document change")
 
     def begin_versions(self, versions: Sequence[tuple[str, str, str]]) -> None:
         """Hide new versions, as (doc id, version, source), before their first chunk is written."""
@@ -261,9 +356,10 @@ class MilvusStore:
             return
         self._upsert_rows([self._marker_row(doc_id, hidden=version, phase="writing", source=source)
                            for doc_id, version, source in versions])
-        if not self.is_lite:
+        if not self.is_lite or self._unfinished.intersection(d for d, _, _ in versions):
             # On a shared server a crashed ingest may have left chunks of the same version (its
-            # marker is still young). A Lite file has one process, which cleared those on open.
+            # marker is still young). A Lite file has one process, which cleared those on open
+            # unless that failed for the document.
             with _milvus("clear leftovers of an earlier attempt"):
                 self._client.delete(self.chunks,
                                     filter=_in_list("version", [v for _, v, _ in versions]))
@@ -321,42 +417,73 @@ class MilvusStore:
     def abort_version(self, doc_id: str, version: str) -> None:
         """Forget a version being written, and every chunk written for it."""
         with _milvus("discard a failed ingest"):
-            self._client.delete(self.chunks, filter=f"version == {_quote(version)}")
+            self._client.delete(self.chunks, filter=f"version == {_literal(version)}")
         self._drop_markers([doc_id])
 
     def remove_stale_pending(self, older_than: float) -> int:
-        """Finish or undo document changes that a stopped process left half-done."""
+        """Finish or undo document changes that a stopped process left half-done.
+
+        One change that cannot be finished or undone does not stop the others, nor the store:
+        it is logged, its marker keeps hiding its version, and `delete_document` (or the next
+        ingest of that document) clears it. Returns how many changes were pending.
+        """
         cutoff = time.time() - older_than
-        rows = self._query(self.documents, f'state == "{PENDING}"',
-                           ["version", "meta", "added_at"])
-        switches = []
+        rows = self._query(self.documents, f"state == {_literal(PENDING)}",
+                           ["doc_id", "version", "meta", "added_at"])
         for row in rows:
-            meta = row["meta"]
-            doc_id = meta["doc_id"]
-            if meta["phase"] == "switching":
-                switches.append((DocumentInfo(**meta["info"]), meta["version"], row["version"]))
-            elif meta["phase"] == "deleting":
-                self._finish_delete(doc_id)
-            elif row["added_at"] <= cutoff:
-                self.abort_version(doc_id, row["version"])
-        if switches:
-            self._finish_switch(switches)
+            doc_id = _marker_doc_id(row)
+            try:
+                self._recover(doc_id, row, cutoff)
+            except (StoreError, KeyError, TypeError, ValueError) as exc:
+                self._unfinished.add(doc_id)
+                log.warning("Could not finish or undo the interrupted change of document %r "
+                            "(%s: %s); searches keep skipping the version its marker hides. "
+                            "Delete the document (`rag rm`) or ingest it again.",
+                            doc_id, type(exc).__name__, exc)
         return len(rows)
 
+    def _recover(self, doc_id: str, row: dict[str, Any], cutoff: float) -> None:
+        meta = row["meta"]
+        if meta["phase"] == "switching":
+            self._finish_switch([(DocumentInfo(**meta["info"]), meta["version"], row["version"])])
+        elif meta["phase"] == "deleting":
+            self._finish_delete(doc_id)
+        elif row["added_at"] <= cutoff:
+            self.abort_version(doc_id, row["version"])
+
+    def _marker(self, doc_id: str) -> dict[str, Any] | None:
+        rows = self._query(self.documents, f"doc_id == {_literal(f'{PENDING}:{doc_id}')}",
+                           ["doc_id", "version", "source", "meta", "added_at"])
+        return rows[0] if rows else None
+
     def delete_document(self, doc_id: str) -> DocumentInfo:
-        """Delete a document and all its chunks."""
+        """Delete a document and all its chunks, also one whose last change was left unfinished
+        (even a first version that never got committed)."""
         info = self.get_document(doc_id)
-        if info is None:
+        marker = self._marker(doc_id)
+        if marker is not None:
+            # Keep hiding what the leftover marker hides (a half-written version, or the old
+            # one of a switch) until every chunk is gone.
+            hidden = marker["version"]
+            info = info or DocumentInfo(
+                doc_id=doc_id, source=marker["source"] or doc_id, sha256="", kind="",
+                pages=None, chunks=self._count(f"doc_id == {_literal(doc_id)}"),
+                added_at=marker["added_at"],
+                meta={"version": hidden})
+        elif info is not None:
+            hidden = info.meta["version"]
+        else:
             raise DocumentNotFoundError(f"No document named '{doc_id}' in the knowledge base.")
-        self._upsert_rows([self._marker_row(doc_id, hidden=info.meta["version"],
-                                             phase="deleting", source=info.source)])
+        self._upsert_rows([self._marker_row(doc_id, hidden=hidden, phase="deleting",
+                                             source=info.source)])
         self._finish_delete(doc_id)
+        self._unfinished.discard(doc_id)
         return info
 
     def _finish_delete(self, doc_id: str) -> None:
+        self._delete_documents(f"doc_id == {_literal(doc_id)}", "delete the document")
         with _milvus("delete the document"):
-            self._client.delete(self.documents, filter=f"doc_id == {_quote(doc_id)}")
-            self._client.delete(self.chunks, filter=f"doc_id == {_quote(doc_id)}")
+            self._client.delete(self.chunks, filter=f"doc_id == {_literal(doc_id)}")
         self._drop_markers([doc_id])
 
     def flush(self) -> None:
@@ -378,28 +505,40 @@ class MilvusStore:
 
     def get_documents(self, doc_ids: Sequence[str]) -> dict[str, DocumentInfo]:
         """The committed documents among these ids, by id."""
+        if not doc_ids:
+            return {}
         rows = self._query(self.documents,
-                           f'{_in_list("doc_id", doc_ids)} and state == "{ACTIVE}"', DOC_FIELDS)
+                           f"{_in_list('doc_id', doc_ids)} and state == {_literal(ACTIVE)}",
+                           DOC_FIELDS)
         return {row["doc_id"]: self._to_info(row) for row in rows}
 
     def list_documents(self) -> list[DocumentInfo]:
         """Every committed document, by name."""
-        rows = self._query(self.documents, f'state == "{ACTIVE}"', DOC_FIELDS)
+        rows = self._query(self.documents, f"state == {_literal(ACTIVE)}", DOC_FIELDS)
         return sorted((self._to_info(r) for r in rows), key=lambda d: d.doc_id)
 
     def is_empty(self) -> bool:
         """True when no document is stored (a one-row lookup, unlike counting chunks)."""
-        return not self._query(self.documents, f'state == "{ACTIVE}"', ["doc_id"], limit=1)
+        return not self._query(self.documents, f"state == {_literal(ACTIVE)}", ["doc_id"],
+                               limit=1)
 
     def count_chunks(self, doc_id: str | None = None) -> int:
         """Visible chunks, of one document or of all."""
-        expr = self._visibility_filter([doc_id] if doc_id else None) or 'id != ""'
+        return self._count(self._visibility_filter([doc_id] if doc_id else None) or 'id != ""')
+
+    def _count(self, expr: str) -> int:
         with _milvus("count chunks"):
             result = self._client.query(self.chunks, filter=expr, output_fields=["count(*)"])
         return int(result[0]["count(*)"])
 
     def _pending_versions(self) -> list[str]:
-        rows = self._query(self.documents, f'state == "{PENDING}"', ["version"])
+        """Versions that searches must skip (cached on Lite, see _PendingCache)."""
+        if self._pending is None:
+            return self._read_pending_versions()
+        return self._pending.get(self._read_pending_versions)
+
+    def _read_pending_versions(self) -> list[str]:
+        rows = self._query(self.documents, f"state == {_literal(PENDING)}", ["version"])
         return [r["version"] for r in rows if r["version"]]
 
     def _visibility_filter(self, doc_ids: Sequence[str] | None) -> str:
@@ -428,24 +567,47 @@ class MilvusStore:
             hits.append(hit)
         return hits
 
-    def search_dense(self, vector: np.ndarray, limit: int,
-                     doc_ids: Sequence[str] | None = None) -> list[Hit]:
-        """Nearest chunks by cosine similarity."""
+    def _search_dense(self, vector: np.ndarray, limit: int, expr: str) -> list[Hit]:
         with _milvus("search"):
             results = self._client.search(
                 self.chunks, data=[vector.tolist()], anns_field="dense", limit=limit,
-                filter=self._visibility_filter(doc_ids), output_fields=CHUNK_FIELDS,
-                search_params={"metric_type": "COSINE"})
+                filter=expr, output_fields=CHUNK_FIELDS, search_params={"metric_type": "COSINE"})
         return self._rows_to_hits(results, "dense")
+
+    def _search_bm25(self, analyzed_query: str, limit: int, expr: str) -> list[Hit]:
+        if not analyzed_query.strip():
+            return []
+        with _milvus("search"):
+            results = self._client.search(
+                self.chunks, data=[analyzed_query], anns_field="sparse", limit=limit,
+                filter=expr, output_fields=CHUNK_FIELDS, search_params={"metric_type": "BM25"})
+        return self._rows_to_hits(results, "bm25")
+
+    def search_dense(self, vector: np.ndarray, limit: int,
+                     doc_ids: Sequence[str] | None = None) -> list[Hit]:
+        """Nearest chunks by cosine similarity."""
+        return self._search_dense(vector, limit, self._visibility_filter(doc_ids))
 
     def search_bm25(self, analyzed_query: str, limit: int,
                     doc_ids: Sequence[str] | None = None) -> list[Hit]:
         """Best chunks by BM25 over the analysed text."""
         if not analyzed_query.strip():
             return []
-        with _milvus("search"):
-            results = self._client.search(
-                self.chunks, data=[analyzed_query], anns_field="sparse", limit=limit,
-                filter=self._visibility_filter(doc_ids), output_fields=CHUNK_FIELDS,
-                search_params={"metric_type": "BM25"})
-        return self._rows_to_hits(results, "bm25")
+        return self._search_bm25(analyzed_query, limit, self._visibility_filter(doc_ids))
+
+    def search_both(self, vector: np.ndarray, analyzed_query: str, limit: int,
+                    doc_ids: Sequence[str] | None = None) -> tuple[list[Hit], list[Hit]]:
+        """The dense and the BM25 hits of one query, over the same visible chunks.
+
+        The visibility filter is built once for both, and the BM25 search runs on the store's
+        search thread while the dense one runs here.
+        """
+        expr = self._visibility_filter(doc_ids)
+        if not analyzed_query.strip():
+            return self._search_dense(vector, limit, expr), []
+        bm25 = self._pool.submit(self._search_bm25, analyzed_query, limit, expr)
+        try:
+            dense = self._search_dense(vector, limit, expr)
+        finally:
+            sparse = bm25.result()  # also when the dense search failed: never leave it running
+        return dense, sparse
