@@ -5,6 +5,7 @@ from __future__ import annotations
 from functools import cached_property
 
 from rag.embedding import Embedder, make_embedder
+from rag.fusion import Fusion
 from rag.ingest import Ingestor
 from rag.llm import LLMClient, LLMConfig
 from rag.pipeline import AnswerPipeline
@@ -56,6 +57,8 @@ class KnowledgeBase:
         """Finds chunks for a query."""
         s = self.settings
         return Retriever(self.store, self.embedder, mode=s.retrieval_mode,
+                         fusion=Fusion.from_str(s.fusion), rrf_k=s.fusion_rrf_k,
+                         dense_weight=s.fusion_dense_weight, alpha=s.fusion_alpha,
                          reranker=self.reranker, rerank_candidates=s.rerank_candidates)
 
     @cached_property

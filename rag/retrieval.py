@@ -1,4 +1,4 @@
-"""Retrieval: dense, BM25, or both fused with reciprocal-rank fusion; then an optional reranker."""
+"""Retrieval: dense, BM25, or both fused (rag.fusion); then an optional reranker."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 from rag.embedding import Embedder
 from rag.errors import ConfigError
+from rag.fusion import Fusion, convex_fuse, rrf_fuse
 from rag.lexical import analyze
 from rag.rerank import Reranker, RerankError
 from rag.schema import Hit
@@ -15,38 +16,22 @@ from rag.store import MilvusStore
 MODES = ("hybrid", "dense", "bm25")
 
 
-def rrf_fuse(rankings: Sequence[Sequence[Hit]], weights: Sequence[float], k: int = 60,
-             limit: int = 10) -> list[Hit]:
-    """Reciprocal-rank fusion: score = sum of weight / (k + rank); keeps each retriever's score."""
-    fused: dict[str, Hit] = {}
-    for hits, weight in zip(rankings, weights, strict=True):
-        for rank, hit in enumerate(hits, start=1):
-            merged = fused.get(hit.chunk_id)
-            if merged is None:
-                merged = fused[hit.chunk_id] = Hit(**{**hit.to_dict(), "score": 0.0})
-            merged.dense_score = merged.dense_score if hit.dense_score is None else hit.dense_score
-            merged.bm25_score = merged.bm25_score if hit.bm25_score is None else hit.bm25_score
-            merged.score += weight / (k + rank)
-    ranked = sorted(fused.values(), key=lambda h: h.score, reverse=True)[:limit]
-    for rank, hit in enumerate(ranked, start=1):
-        hit.rank = rank
-    return ranked
-
-
 class Retriever:
     """Finds the chunks that answer a query, reranked when a reranker is set."""
 
     def __init__(self, store: MilvusStore, embedder: Embedder, *, mode: str = "hybrid",
-                 rrf_k: int = 60, dense_weight: float = 1.0, bm25_weight: float = 1.0,
-                 candidates: int = 50, reranker: Reranker | None = None,
+                 fusion: Fusion = Fusion.RRF, rrf_k: int = 60, dense_weight: float = 1.0,
+                 alpha: float = 0.5, candidates: int = 50, reranker: Reranker | None = None,
                  rerank_candidates: int = 30) -> None:
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}")
         self.store = store
         self.embedder = embedder
         self.mode = mode
+        self.fusion = fusion
         self.rrf_k = rrf_k
-        self.weights = (dense_weight, bm25_weight)
+        self.dense_weight = dense_weight
+        self.alpha = alpha
         self.candidates = candidates
         self.reranker = reranker
         self.rerank_candidates = rerank_candidates
@@ -80,9 +65,15 @@ class Retriever:
         if mode == "bm25":
             return self.store.search_bm25(analyze(query), limit, doc_ids)
         depth = max(limit, self.candidates)
-        dense = self.store.search_dense(self.embedder.embed_query(query), depth, doc_ids)
-        sparse = self.store.search_bm25(analyze(query), depth, doc_ids)
-        return rrf_fuse([dense, sparse], self.weights, k=self.rrf_k, limit=limit)
+        dense, sparse = self.store.search_both(self.embedder.embed_query(query), analyze(query),
+                                               depth, doc_ids)
+        return self.fuse(dense, sparse, limit)
+
+    def fuse(self, dense: list[Hit], sparse: list[Hit], limit: int) -> list[Hit]:
+        """The two rankings as one, by the configured fusion."""
+        if self.fusion is Fusion.CONVEX:
+            return convex_fuse(dense, sparse, alpha=self.alpha, limit=limit)
+        return rrf_fuse([dense, sparse], (self.dense_weight, 1.0), k=self.rrf_k, limit=limit)
 
     def _rerank(self, query: str, hits: list[Hit], k: int) -> list[Hit]:
         """The best k hits by the reranker's score; ties keep their retrieval order."""

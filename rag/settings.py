@@ -8,6 +8,7 @@ from dataclasses import dataclass, fields, replace
 from typing import Any
 
 from rag.errors import ConfigError
+from rag.fusion import Fusion
 
 RETRIEVAL_MODES = ("hybrid", "dense", "bm25")
 EFFORTS = ("low", "medium", "high")
@@ -36,6 +37,10 @@ class Settings:
 
     retrieval_mode: str = "hybrid"
     top_k: int = 5
+    fusion: str = "rrf"  # rrf | convex: how hybrid search combines dense and BM25
+    fusion_rrf_k: int = 60
+    fusion_dense_weight: float = 1.0  # rrf: weight of the dense ranking (BM25's is 1)
+    fusion_alpha: float = 0.5  # convex: share of the normalised cosine (BM25 gets the rest)
 
     reranker: str = ""  # model name or folder; empty: the packaged default if any; none: off
     reranker_backend: str = "local"  # local | http
@@ -84,8 +89,19 @@ class Settings:
             raise ConfigError("CHUNK_OVERLAP must be at least 0 and below CHUNK_TOKENS")
         if self.top_k < 1:
             raise ConfigError("TOP_K must be at least 1")
+        self._validate_fusion()
         self._validate_reranker()
         return self
+
+    def _validate_fusion(self) -> None:
+        try:
+            Fusion.from_str(self.fusion)
+        except ValueError as exc:
+            raise ConfigError(f"FUSION: {exc}") from None
+        if self.fusion_rrf_k < 1 or self.fusion_dense_weight <= 0:
+            raise ConfigError("FUSION_RRF_K must be at least 1 and FUSION_DENSE_WEIGHT above 0")
+        if not 0 <= self.fusion_alpha <= 1:
+            raise ConfigError("FUSION_ALPHA must be between 0 and 1")
 
     def _validate_reranker(self) -> None:
         if self.reranker_backend not in ("local", "http"):

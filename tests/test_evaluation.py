@@ -141,3 +141,44 @@ def test_load_questions_reads_optional_fields_and_names_bad_lines(tmp_path: Path
     empty.write_text("\n")
     with pytest.raises(ConfigError, match="no questions"):
         load_questions(empty)
+
+
+def test_rag_eval_qa_end_to_end_on_separate_documents(tmp_path: Path):
+    """`rag eval --qa --docs`: a real ingest into a temporary store, every mode, the misses."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    questions = tmp_path / "q.jsonl"
+    rows = [
+        {"id": "etcd", "question": "What does etcd keep for Milvus, and where do entities go?",
+         "evidence": "etcd stores Milvus module metadata; MinIO stores entities.",
+         "source": "product_faq.md", "kind": "paraphrase"},
+        {"id": "wrong-file", "question": "What does etcd keep for Milvus?",
+         "evidence": "etcd stores Milvus module metadata", "source": "troubleshooting.md",
+         "kind": "factoid"},
+    ]
+    questions.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    env = {**os.environ, "MILVUS_URI": str(tmp_path / "unused.db"), "PYTHONPATH": str(ROOT)}
+    args = [sys.executable, "-m", "rag", "eval", "--qa", str(questions), "--docs",
+            str(ROOT / "assets" / "demo-docs"), "--depth", "10", "--json"]
+    result = subprocess.run(args, capture_output=True, text=True, env=env, timeout=600,
+                            cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    report = json.loads(result.stdout)
+    assert report["questions"] == 2 and report["mode"] == "hybrid"
+    assert set(report["modes"]) == {"dense", "bm25", "hybrid"}
+    for mode in report["modes"].values():
+        misses = {m["id"]: m["rank"] for m in mode["misses"]}
+        assert misses["wrong-file"] is None  # the passage exists, but not in that file
+        assert misses.get("etcd", 1) <= 3  # near the top in every mode
+        assert mode["hit@5"] == 0.5 and mode["kinds"]["factoid"]["hit@5"] == 0.0
+        assert mode["kinds"]["paraphrase"]["hit@5"] == 1.0
+    assert not (tmp_path / "unused.db").exists()  # the configured knowledge base is untouched
+
+    both = subprocess.run([sys.executable, "-m", "rag", "eval", "--qa", str(questions),
+                           "--beir", str(tmp_path)], capture_output=True, text=True, env=env,
+                          timeout=120, cwd=tmp_path)
+    assert both.returncode == 2 and "exactly one of" in both.stderr

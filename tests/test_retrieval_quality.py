@@ -1,67 +1,94 @@
-"""Retrieval quality on real user-style questions over the whole Milvus documentation."""
+"""Retrieval quality with the strict yardstick: the exact evidence passage, from the right file
+and page, at rank 1 and within the top 5, on the development question sets.
+
+The floors sit a little under what the benchmark measured on this code (README, Retrieval
+quality), so a change that makes retrieval worse fails here; they are not the issue's bars.
+"""
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import pytest
 
+from benchmarks.qa_sets import QA_SETS
+from rag.errors import LoaderError
+from rag.evaluation import letters_and_digits, load_questions, qa_report, run_mode, searcher
 from rag.ingest import Ingestor
-from rag.retrieval import Retriever
+from rag.loading import iter_files, load
+from rag.retrieval import MODES, Retriever
 from rag.store import MilvusStore
-from tests.conftest import MILVUS_DOCS, ROOT
 
-# Embedding the whole corpus (several thousand chunks) dominates: minutes on a 2-core CPU.
+# Embedding the whole Milvus docs corpus (about 4k chunks) dominates: minutes on a 2-core CPU.
 pytestmark = pytest.mark.timeout(2400)
 
-QUESTIONS = [json.loads(line) for line in
-             (ROOT / "benchmarks" / "milvus_docs_questions.jsonl").read_text().splitlines()
-             if line.strip()]
+FLOORS = {  # set name -> (hybrid hit@1, hybrid hit@5)
+    "milvus_docs": (0.35, 0.55),
+    "pdfs": (0.40, 0.70),
+}
+
+
+def _kb(tmp_path_factory: pytest.TempPathFactory, embedder, name: str):
+    db = tmp_path_factory.mktemp(name) / "kb.db"
+    store = MilvusStore(str(db), embedding_model=embedder.name, dimension=embedder.dimension)
+    results = Ingestor(store, embedder).ingest_paths(QA_SETS[name][1])
+    return store, Retriever(store, embedder), results
 
 
 @pytest.fixture(scope="module")
-def milvus_kb(tmp_path_factory: pytest.TempPathFactory, embedder):
-    db = tmp_path_factory.mktemp("milvus-docs") / "kb.db"
-    store = MilvusStore(str(db), embedding_model=embedder.name, dimension=embedder.dimension)
-    results = Ingestor(store, embedder).ingest_paths([MILVUS_DOCS])
-    yield store, Retriever(store, embedder), results
+def milvus_docs(tmp_path_factory: pytest.TempPathFactory, embedder):
+    store, retriever, results = _kb(tmp_path_factory, embedder, "milvus_docs")
+    yield store, retriever, results
     store.close()
 
 
-def _answered(hits, question) -> bool:
-    """Some hit is from a file that holds the answer and contains the answer's phrase."""
-    accepted = [question, *question.get("also", [])]
-    return any(h.source == a["source"] and (a["answer"].lower() in h.text.lower()
-                                            or a["answer"].lower() in h.heading.lower())
-               for h in hits for a in accepted)
+@pytest.fixture(scope="module")
+def pdfs(tmp_path_factory: pytest.TempPathFactory, embedder):
+    store, retriever, results = _kb(tmp_path_factory, embedder, "pdfs")
+    yield store, retriever, results
+    store.close()
 
 
-def test_whole_corpus_ingests(milvus_kb):
-    store, _, results = milvus_kb
-    assert len(results) == len(list(MILVUS_DOCS.rglob("*.md"))) == 269
-    failed = [(r.source, r.reason) for r in results if r.status == "failed"]
-    assert failed == []
+def _report(retriever: Retriever, name: str) -> dict:
+    questions = load_questions(QA_SETS[name][0])
+    runs = {mode: run_mode(searcher(retriever, mode), questions, 20) for mode in MODES}
+    return qa_report(questions, runs, 20)["modes"]
+
+
+def test_whole_milvus_docs_corpus_ingests(milvus_docs):
+    store, _, results = milvus_docs
+    assert len(results) == 269
+    assert [(r.source, r.reason) for r in results if r.status == "failed"] == []
     assert store.count_chunks() == sum(r.chunks for r in results)
 
 
-def test_answer_chunk_in_top5_for_85_percent_of_questions(milvus_kb):
-    _, retriever, _ = milvus_kb
-    misses = [q["question"] for q in QUESTIONS if not _answered(retriever.search(
-        q["question"], k=5), q)]
-    share = 1 - len(misses) / len(QUESTIONS)
-    assert share >= 0.85, f"{share:.0%} answered; missed: {misses}"
+@pytest.mark.parametrize("name", ["milvus_docs", "pdfs"])
+def test_evidence_ranks_hold_and_hybrid_beats_each_retriever(request, name: str):
+    _, retriever, _ = request.getfixturevalue(name)
+    modes = _report(retriever, name)
+    hit1, hit5 = FLOORS[name]
+    hybrid = modes["hybrid"]
+    assert hybrid["hit@1"] >= hit1 and hybrid["hit@5"] >= hit5, hybrid
+    assert hybrid["mrr@10"] >= max(modes["dense"]["mrr@10"], modes["bm25"]["mrr@10"]), modes
 
 
-def test_hybrid_beats_each_retriever_alone(milvus_kb):
-    _, retriever, _ = milvus_kb
-    scores = {mode: sum(_answered(retriever.search(q["question"], k=5, mode=mode), q)
-                        for q in QUESTIONS) for mode in ("hybrid", "dense", "bm25")}
-    assert scores["hybrid"] >= max(scores["dense"], scores["bm25"]), scores
-
-
-def test_source_files_exist():
-    for q in QUESTIONS:
-        for accepted in [q, *q.get("also", [])]:
-            text = Path(MILVUS_DOCS / accepted["source"]).read_text(encoding="utf-8").lower()
-            assert accepted["answer"].lower() in text, accepted
+@pytest.mark.parametrize("name", list(QA_SETS))
+def test_every_evidence_is_in_its_source_once(name: str):
+    """The yardstick is fair: each span is in its file (its page, for PDFs) and nowhere else."""
+    path, docs = QA_SETS[name]
+    texts: dict[tuple[str, int | None], str] = {}
+    for file, source in iter_files(docs):
+        if file.suffix.lower() not in (".md", ".pdf", ".txt"):
+            continue
+        try:
+            document = load(file, source)
+            for section in document.sections:
+                key = (source, section.page)
+                texts[key] = texts.get(key, "") + letters_and_digits(section.text)
+        except LoaderError:  # the broken and encrypted test PDFs
+            continue
+    for q in load_questions(path):
+        span = letters_and_digits(q.evidence)
+        where = [key for key, text in texts.items() if span in text]
+        assert where, q.id
+        assert {s for s, _ in where} == {q.source}, (q.id, where)
+        if q.page is not None:
+            assert (q.source, q.page) in where, (q.id, where)
