@@ -20,8 +20,8 @@ class Retriever:
     """Finds the chunks that answer a query, reranked when a reranker is set."""
 
     def __init__(self, store: MilvusStore, embedder: Embedder, *, mode: str = "hybrid",
-                 fusion: Fusion = Fusion.RRF, rrf_k: int = 60, dense_weight: float = 1.0,
-                 alpha: float = 0.5, candidates: int = 50, reranker: Reranker | None = None,
+                 fusion: Fusion = Fusion.CONVEX, rrf_k: int = 60, dense_weight: float = 1.0,
+                 alpha: float = 0.55, candidates: int = 50, reranker: Reranker | None = None,
                  rerank_candidates: int = 30) -> None:
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}")
