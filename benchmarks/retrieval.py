@@ -117,6 +117,28 @@ def scifact(work: Path) -> dict[str, Any]:
     return {"ingest_seconds": round(ingest_s, 1), "quality": quality, "latency": speed}
 
 
+def render(results: dict[str, Any]) -> str:
+    """The README's tables from one run's results."""
+    lines = ["| questions | mode | hit@1 | hit@5 | MRR@10 |", "|---|---|---|---|---|"]
+    for name in QA_SETS:
+        if name not in results:
+            continue
+        report = results[name]
+        for mode, r in report["modes"].items():
+            lines.append(f"| {name} ({report['questions']}) | {mode} | {r['hit@1']:.3f} | "
+                         f"{r['hit@5']:.3f} | {r['mrr@10']:.3f} |")
+    if "scifact" in results:
+        quality, speed = results["scifact"]["quality"], results["scifact"]["latency"]
+        lines += ["", "| SciFact test | nDCG@10 | Recall@10 | Recall@100 |", "|---|---|---|---|"]
+        lines += [f"| {mode} | {r['ndcg@10']:.4f} | {r['recall@10']:.4f} | {r['recall@100']:.4f} |"
+                  for mode, r in quality.items()]
+        parts = [p for p in ("embed_query", "hybrid", "rerank", "hybrid_rerank") if p in speed]
+        lines += ["", f"| query path, {speed['chunks']:,} chunks, {speed['queries']} queries | "
+                  "p50 | p95 |", "|---|---|---|"]
+        lines += [f"| {p} | {speed[p]['p50_ms']} ms | {speed[p]['p95_ms']} ms |" for p in parts]
+    return "\n".join(lines)
+
+
 def main() -> None:
     """Run everything once; write the JSON results."""
     parser = argparse.ArgumentParser(description=__doc__)
@@ -125,7 +147,12 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("benchmarks/retrieval.json"))
     parser.add_argument("--sets", default=",".join(QA_SETS))
     parser.add_argument("--no-scifact", action="store_true")
+    parser.add_argument("--render", type=Path, default=None,
+                        help="print the README tables of an earlier run's JSON and stop")
     args = parser.parse_args()
+    if args.render is not None:
+        print(render(json.loads(args.render.read_text())))
+        return
     settings = Settings.from_env()
     results: dict[str, Any] = {
         "date": time.strftime("%Y-%m-%d"), "machine": machine(),
@@ -147,6 +174,7 @@ def main() -> None:
             results["scifact"] = scifact(work)
     args.out.write_text(json.dumps(results, indent=1) + "\n")
     log(f"wrote {args.out}")
+    print(render(results))
 
 
 if __name__ == "__main__":

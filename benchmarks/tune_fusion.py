@@ -121,10 +121,14 @@ def settings_grid() -> dict[str, Ranked]:
     return grid
 
 
+FUSED = 50  # candidates per retriever that the app fuses (Retriever.candidates)
+
+
 def _plain(pair: Pair) -> tuple[list[tuple[str, float]], list[tuple[str, float]]]:
+    """The first FUSED hits of each list: exactly what a search of that depth returns."""
     dense, sparse = pair
-    return ([(h.chunk_id, h.dense_score or 0.0) for h in dense],
-            [(h.chunk_id, h.bm25_score or 0.0) for h in sparse])
+    return ([(h.chunk_id, h.dense_score or 0.0) for h in dense[:FUSED]],
+            [(h.chunk_id, h.bm25_score or 0.0) for h in sparse[:FUSED]])
 
 
 def score_qa(data: dict[str, Any], order: Ranked) -> dict[str, float]:
@@ -152,7 +156,8 @@ def score_beir(data: dict[str, Any], order: Ranked) -> float:
 
 def check_with_rag_fusion(data: dict[str, Any], alpha: float) -> float:
     """SciFact train nDCG@10 of the chosen convex setting through rag.fusion itself."""
-    values = [ndcg_at(best_chunk_order(convex_fuse(d, s, alpha=alpha, limit=DEPTH * 2)), qrels, 10)
+    values = [ndcg_at(best_chunk_order(convex_fuse(d[:FUSED], s[:FUSED], alpha=alpha,
+                                                   limit=DEPTH * 2)), qrels, 10)
               for qrels, (d, s) in zip(data["qrels"], data["pairs"], strict=True)]
     return sum(values) / len(values)
 

@@ -65,7 +65,7 @@ def normalised(scores: Sequence[float]) -> list[float]:
     return [(s - low) / (best - low) for s in scores]
 
 
-def convex_fuse(dense: Sequence[Hit], sparse: Sequence[Hit], alpha: float = 0.55,
+def convex_fuse(dense: Sequence[Hit], sparse: Sequence[Hit], alpha: float = 0.5,
                 limit: int = 10) -> list[Hit]:
     """alpha * cosine' + (1 - alpha) * bm25', each min-max normalised over its own candidates.
 

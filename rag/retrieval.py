@@ -21,7 +21,7 @@ class Retriever:
 
     def __init__(self, store: MilvusStore, embedder: Embedder, *, mode: str = "hybrid",
                  fusion: Fusion = Fusion.CONVEX, rrf_k: int = 60, dense_weight: float = 1.0,
-                 alpha: float = 0.55, candidates: int = 50, reranker: Reranker | None = None,
+                 alpha: float = 0.5, candidates: int = 50, reranker: Reranker | None = None,
                  rerank_candidates: int = 30) -> None:
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}")

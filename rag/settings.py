@@ -40,7 +40,7 @@ class Settings:
     fusion: str = "convex"  # convex | rrf: how hybrid search combines dense and BM25
     fusion_rrf_k: int = 60
     fusion_dense_weight: float = 1.0  # rrf: weight of the dense ranking (BM25's is 1)
-    fusion_alpha: float = 0.55  # convex: share of the normalised cosine (BM25 gets the rest)
+    fusion_alpha: float = 0.5  # convex: share of the normalised cosine (BM25 gets the rest)
 
     reranker: str = ""  # model name or folder; empty: the packaged default if any; none: off
     reranker_backend: str = "local"  # local | http
