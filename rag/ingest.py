@@ -19,7 +19,7 @@ from rag.errors import EmbeddingError, LoaderError, StoreError
 from rag.lexical import analyze
 from rag.loading import LoadedDocument, iter_files, load
 from rag.schema import Chunk, DocumentInfo
-from rag.store import MilvusStore
+from rag.store import MAX_NAME_BYTES, MilvusStore
 
 Status = Literal["added", "replaced", "skipped", "failed"]
 Stage = Literal["parsing", "embedding", "storing", "done"]
@@ -56,6 +56,23 @@ class Progress:
 
 ProgressCallback = Callable[[Progress], None]
 DocumentSource = tuple[str, Callable[[], LoadedDocument]]
+
+
+def displayable(source: str) -> str:
+    """The name as it can be shown: bytes that were not UTF-8 become U+FFFD."""
+    return source.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
+def check_name(source: str) -> None:
+    """Raise LoaderError for a document name the store cannot keep, before any work is done."""
+    shown = displayable(source)
+    if shown != source:
+        raise LoaderError(shown, "the file name is not valid UTF-8; rename the file and add it "
+                                 "again")
+    size = len(source.encode("utf-8"))
+    if size > MAX_NAME_BYTES:
+        raise LoaderError(shown[:80] + "…", f"the name is {size} bytes long (with its folders); "
+                          f"at most {MAX_NAME_BYTES} are kept, so shorten it")
 
 
 def embedding_text(chunk: Chunk) -> str:
@@ -145,10 +162,11 @@ class _Run:
         self._progress(job, "done")
 
     def add(self, index: int, source: str, loader: Callable[[], LoadedDocument]) -> None:
-        job = _Job(index, source, time.perf_counter())
+        job = _Job(index, displayable(source), time.perf_counter())
         self.jobs.append(job)
         self._progress(job, "parsing")
         try:
+            check_name(source)
             job.doc = loader()
             if self._skip(job):
                 return

@@ -58,6 +58,7 @@ META_ID = "__meta__"
 PENDING = "pending"
 ACTIVE = "active"
 MAX_TEXT = 65_535
+MAX_NAME_BYTES = 1000  # a document name; doc_id fields hold 1024 (chunks) and 1100 bytes
 QUERY_WINDOW = 16_384  # Milvus caps offset + limit of one query here
 CHUNK_FIELDS = ["doc_id", "source", "text", "heading", "page", "page_end", "position"]
 DOC_FIELDS = [

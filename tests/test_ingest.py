@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -169,3 +170,23 @@ def test_many_small_documents_commit_in_batches_and_replace_cleanly(
     assert store._pending_versions() == []
     texts = {h.source: h.text for h in retriever.search("answer code", k=50, mode="bm25")}
     assert "omega8" in texts["q08.md"] and "alpha8" not in " ".join(texts.values())
+
+
+def test_a_bad_name_fails_alone_and_the_rest_of_the_batch_is_stored(tmp_path: Path,
+                                                                    ingestor: Ingestor,
+                                                                    store: MilvusStore):
+    folder = tmp_path / "upload"
+    deep = folder.joinpath(*[f"{letter * 200}" for letter in "abcde"])
+    deep.mkdir(parents=True)
+    (deep / "too-long.md").write_text("# Deep\n\nA file whose path is over a thousand bytes.\n")
+    (folder / "good.md").write_text("# Good\n\nThis file has an ordinary name and is kept.\n")
+    with open(os.fsencode(folder) + b"/caf\xe9.md", "wb") as fh:  # Latin-1 bytes, not UTF-8
+        fh.write(b"# Latin\n\nA name from another encoding.\n")
+    results = {r.source: r for r in ingestor.ingest_paths([folder])}
+    assert results["good.md"].status == "added"
+    failed = {r.source: r.reason for r in results.values() if r.status == "failed"}
+    assert len(failed) == 2, results
+    assert any("not valid UTF-8" in reason for reason in failed.values())
+    assert any("bytes long" in reason and "shorten" in reason for reason in failed.values())
+    assert all("\udce9" not in source for source in results)  # printable names only
+    assert [d.source for d in store.list_documents()] == ["good.md"]
