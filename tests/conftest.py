@@ -15,6 +15,7 @@ from rag.embedding import LocalEmbedder
 from rag.ingest import Ingestor
 from rag.retrieval import Retriever
 from rag.store import MilvusStore
+from tests.llm_server import FakeGptOss
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
@@ -57,3 +58,21 @@ def ingestor(store: MilvusStore, embedder: LocalEmbedder) -> Ingestor:
 def retriever(store: MilvusStore, embedder: LocalEmbedder) -> Retriever:
     """A hybrid retriever over the fresh store."""
     return Retriever(store, embedder)
+
+
+@pytest.fixture
+def llm() -> Iterator[FakeGptOss]:
+    """A loopback OpenAI-compatible server speaking the gpt-oss wire formats."""
+    with FakeGptOss() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def faq_retriever(tmp_path_factory: pytest.TempPathFactory,
+                  embedder: LocalEmbedder) -> Iterator[Retriever]:
+    """A hybrid retriever over the Milvus FAQ pages, one store per test module."""
+    store = MilvusStore(str(tmp_path_factory.mktemp("faq") / "kb.db"),
+                        embedding_model=embedder.name, dimension=embedder.dimension)
+    Ingestor(store, embedder).ingest_paths([MILVUS_DOCS / "faq"])
+    yield Retriever(store, embedder)
+    store.close()

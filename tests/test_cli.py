@@ -15,12 +15,6 @@ from tests.llm_server import FakeGptOss, echo_quote
 
 
 @pytest.fixture
-def llm():
-    with FakeGptOss() as server:
-        yield server
-
-
-@pytest.fixture
 def run(tmp_path: Path, llm: FakeGptOss):
     env = {**os.environ, "MILVUS_URI": str(tmp_path / "kb.db"), "OPENAI_BASE_URL": llm.base_url,
            "OPENAI_API_KEY": "test", "LLM_MODEL": "gpt-oss-20b", "PYTHONPATH": str(ROOT)}

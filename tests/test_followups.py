@@ -18,12 +18,10 @@ from rag.followups import (
     rewrite_messages,
     rewrite_problem,
 )
-from rag.ingest import Ingestor
 from rag.llm import LLMClient, LLMConfig
 from rag.pipeline import AnswerPipeline
 from rag.prompting import Turn
 from rag.retrieval import Retriever
-from tests.conftest import MILVUS_DOCS
 from tests.llm_server import FakeGptOss, completion
 
 DEPENDS = [
@@ -205,23 +203,6 @@ def test_rewrite_prompt_is_tight():
 
 # --- the pipeline, against real Milvus Lite and the loopback gpt-oss server -----------------
 
-@pytest.fixture(scope="module")
-def kb(tmp_path_factory: pytest.TempPathFactory, embedder):
-    from rag.store import MilvusStore
-
-    store = MilvusStore(str(tmp_path_factory.mktemp("followups") / "kb.db"),
-                        embedding_model=embedder.name, dimension=embedder.dimension)
-    Ingestor(store, embedder).ingest_paths([MILVUS_DOCS / "faq"])
-    yield Retriever(store, embedder)
-    store.close()
-
-
-@pytest.fixture
-def llm():
-    with FakeGptOss() as server:
-        yield server
-
-
 def _pipeline(retriever: Retriever, server: FakeGptOss) -> AnswerPipeline:
     config = LLMConfig(base_url=server.base_url, api_key="k", model="gpt-oss-20b",
                        max_retries=0)
@@ -234,20 +215,20 @@ def _searched(events: list, retriever: Retriever, query: str) -> None:
     assert [s.hit.chunk_id for s in sources] == [h.chunk_id for h in retriever.search(query, 4)]
 
 
-def test_a_self_contained_follow_up_is_searched_as_asked(kb: Retriever, llm: FakeGptOss):
+def test_a_self_contained_follow_up_is_searched_as_asked(faq_retriever: Retriever, llm: FakeGptOss):
     question = "How does Milvus flush data?"
-    events = list(_pipeline(kb, llm).ask(question, HISTORY))
+    events = list(_pipeline(faq_retriever, llm).ask(question, HISTORY))
     assert len(llm.requests) == 1 and llm.requests[0]["stream"]  # the answer; no rewrite
     assert not any(isinstance(e, QueryEvent | NoticeEvent) for e in events)
-    _searched(events, kb, question)
+    _searched(events, faq_retriever, question)
     sent = [m["content"] for m in llm.requests[0]["messages"]]
     assert HISTORY[0].question in sent  # the answer still sees the conversation
 
 
-def test_a_dependent_follow_up_is_rewritten(kb: Retriever, llm: FakeGptOss):
+def test_a_dependent_follow_up_is_rewritten(faq_retriever: Retriever, llm: FakeGptOss):
     rewrite = "Can I share a MinIO instance among multiple Milvus instances?"
     llm.script(completion(rewrite, reasoning="The user now asks about MinIO."))
-    events = list(_pipeline(kb, llm).ask(FOLLOW_UP, HISTORY))
+    events = list(_pipeline(faq_retriever, llm).ask(FOLLOW_UP, HISTORY))
     request = llm.requests[0]
     assert not request.get("stream") and request["reasoning_effort"] == "low"
     prompt = request["messages"][-1]["content"]
@@ -255,17 +236,17 @@ def test_a_dependent_follow_up_is_rewritten(kb: Retriever, llm: FakeGptOss):
     query = next(e for e in events if isinstance(e, QueryEvent))
     assert (query.query, query.original) == (rewrite, FOLLOW_UP)
     assert not any(isinstance(e, NoticeEvent) for e in events)
-    _searched(events, kb, rewrite)
+    _searched(events, faq_retriever, rewrite)
     assert "minio" in next(e for e in events if isinstance(e, SourcesEvent)
                            ).sources[0].hit.heading.lower()
     assert "The user now asks" not in str(llm.requests[1]["messages"])
 
 
-def test_raw_harmony_reasoning_never_becomes_the_query(kb: Retriever, llm: FakeGptOss):
+def test_raw_harmony_reasoning_never_becomes_the_query(faq_retriever: Retriever, llm: FakeGptOss):
     llm.script(completion("<|channel|>analysis<|message|>They asked about etcd before, so "
                           "MinIO sharing.<|end|><|start|>assistant<|channel|>final<|message|>"
                           "Can Milvus instances share one MinIO?<|return|>"))
-    events = list(_pipeline(kb, llm).ask(FOLLOW_UP, HISTORY))
+    events = list(_pipeline(faq_retriever, llm).ask(FOLLOW_UP, HISTORY))
     query = next(e for e in events if isinstance(e, QueryEvent))
     assert query.query == "Can Milvus instances share one MinIO?"
 
@@ -276,24 +257,24 @@ def test_raw_harmony_reasoning_never_becomes_the_query(kb: Retriever, llm: FakeG
     ("Milvus keeps its metadata in etcd under the rootPath prefix, so separate prefixes keep "
      "the instances apart", "copied the previous answer"),
 ])
-def test_an_answer_instead_of_a_query_falls_back(kb: Retriever, llm: FakeGptOss, reply: str,
-                                                 reason: str):
+def test_an_answer_instead_of_a_query_falls_back(faq_retriever: Retriever, llm: FakeGptOss,
+                                                 reply: str, reason: str):
     llm.script(completion(reply))
-    events = list(_pipeline(kb, llm).ask(FOLLOW_UP, HISTORY))
+    events = list(_pipeline(faq_retriever, llm).ask(FOLLOW_UP, HISTORY))
     notices = [e.message for e in events if isinstance(e, NoticeEvent)]
     assert len(notices) == 1 and reason in notices[0] and FALLBACK in notices[0]
     query = next(e for e in events if isinstance(e, QueryEvent))
     assert (query.query, query.original) == (FALLBACK, FOLLOW_UP)
-    _searched(events, kb, FALLBACK)
+    _searched(events, faq_retriever, FALLBACK)
     assert events.index(next(e for e in events if isinstance(e, QueryEvent))) < events.index(
         next(e for e in events if isinstance(e, SourcesEvent)))
 
 
-def test_a_rewrite_with_only_reasoning_falls_back(kb: Retriever, llm: FakeGptOss):
+def test_a_rewrite_with_only_reasoning_falls_back(faq_retriever: Retriever, llm: FakeGptOss):
     llm.script(completion("<|channel|>analysis<|message|>Still thinking about MinIO",
                           finish_reason="length"))
-    events = list(_pipeline(kb, llm).ask(FOLLOW_UP, HISTORY))
+    events = list(_pipeline(faq_retriever, llm).ask(FOLLOW_UP, HISTORY))
     notice = next(e for e in events if isinstance(e, NoticeEvent))
     assert "LLM_MAX_OUTPUT_TOKENS" in notice.message
     assert next(e for e in events if isinstance(e, QueryEvent)).query == FALLBACK
-    _searched(events, kb, FALLBACK)
+    _searched(events, faq_retriever, FALLBACK)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
-
 from rag.events import (
     AnswerEvent,
     DoneEvent,
@@ -14,12 +12,10 @@ from rag.events import (
     SourcesEvent,
     ToolCallEvent,
 )
-from rag.ingest import Ingestor
 from rag.llm import LLMClient, LLMConfig
 from rag.pipeline import AnswerPipeline, AskOptions
 from rag.prompting import Turn, check_citations, cited_numbers
 from rag.retrieval import Retriever
-from tests.conftest import MILVUS_DOCS
 from tests.llm_server import (
     ECHO_REASONING,
     FakeGptOss,
@@ -30,23 +26,6 @@ from tests.llm_server import (
 )
 
 
-@pytest.fixture(scope="module")
-def kb(tmp_path_factory: pytest.TempPathFactory, embedder):
-    from rag.store import MilvusStore
-
-    store = MilvusStore(str(tmp_path_factory.mktemp("pipe") / "kb.db"),
-                        embedding_model=embedder.name, dimension=embedder.dimension)
-    Ingestor(store, embedder).ingest_paths([MILVUS_DOCS / "faq"])
-    yield Retriever(store, embedder)
-    store.close()
-
-
-@pytest.fixture
-def llm():
-    with FakeGptOss() as server:
-        yield server
-
-
 def _pipeline(retriever: Retriever, server: FakeGptOss, *, provider: str = "",
               context_tokens: int = 8192) -> AnswerPipeline:
     config = LLMConfig(base_url=server.base_url, api_key="k", model="gpt-oss-20b",
@@ -55,8 +34,8 @@ def _pipeline(retriever: Retriever, server: FakeGptOss, *, provider: str = "",
                           max_output_tokens=512)
 
 
-def test_grounded_answer_stream(kb: Retriever, llm: FakeGptOss):
-    events = list(_pipeline(kb, llm).ask("How does Milvus flush data?"))
+def test_grounded_answer_stream(faq_retriever: Retriever, llm: FakeGptOss):
+    events = list(_pipeline(faq_retriever, llm).ask("How does Milvus flush data?"))
     kinds = [type(e) for e in events]
     assert kinds[0] is SourcesEvent and kinds[-1] is DoneEvent
     assert QueryEvent not in kinds  # only a rewritten follow-up has a query event
@@ -74,9 +53,9 @@ def test_grounded_answer_stream(kb: Retriever, llm: FakeGptOss):
     assert events[-1].usage and events[-1].usage["total_tokens"] > 0
 
 
-def test_unknown_citations_are_flagged(kb: Retriever, llm: FakeGptOss):
+def test_unknown_citations_are_flagged(faq_retriever: Retriever, llm: FakeGptOss):
     llm.script(content_stream(["Flushing seals segments [1][2]", " and compacts [9]."]))
-    done = list(_pipeline(kb, llm).ask("How does Milvus flush data?"))[-1]
+    done = list(_pipeline(faq_retriever, llm).ask("How does Milvus flush data?"))[-1]
     assert isinstance(done, DoneEvent)
     assert done.citations == [1, 2] and done.unknown_citations == [9]
 
@@ -86,9 +65,9 @@ def test_citation_parsing():
     assert cited_numbers("no markers, [x] or [] here") == []
 
 
-def test_follow_up_is_rewritten_and_reasoning_is_never_sent_back(kb: Retriever,
+def test_follow_up_is_rewritten_and_reasoning_is_never_sent_back(faq_retriever: Retriever,
                                                                  llm: FakeGptOss):
-    pipeline = _pipeline(kb, llm)
+    pipeline = _pipeline(faq_retriever, llm)
     first = list(pipeline.ask("Can I share an etcd instance among Milvus instances?"))
     answer = "".join(e.text for e in first if isinstance(e, AnswerEvent))
     llm.script(completion("Can I share a MinIO instance among multiple Milvus instances?",
@@ -107,8 +86,8 @@ def test_follow_up_is_rewritten_and_reasoning_is_never_sent_back(kb: Retriever,
         assert ECHO_REASONING not in sent and "The user means MinIO" not in sent
 
 
-def test_agentic_search_numbers_sources_together(kb: Retriever, llm: FakeGptOss):
-    events = list(_pipeline(kb, llm).ask("compare flush and compaction",
+def test_agentic_search_numbers_sources_together(faq_retriever: Retriever, llm: FakeGptOss):
+    events = list(_pipeline(faq_retriever, llm).ask("compare flush and compaction",
                                          options=AskOptions(agent=True, k=2)))
     first = next(e for e in events if isinstance(e, SourcesEvent)).sources
     calls = [e for e in events if isinstance(e, ToolCallEvent)]
@@ -125,34 +104,34 @@ def test_agentic_search_numbers_sources_together(kb: Retriever, llm: FakeGptOss)
     assert isinstance(events[-1], DoneEvent) and events[-1].citations == [1]
 
 
-def test_agentic_search_falls_back_on_ollama(kb: Retriever, llm: FakeGptOss):
-    events = list(_pipeline(kb, llm, provider="ollama").ask(
+def test_agentic_search_falls_back_on_ollama(faq_retriever: Retriever, llm: FakeGptOss):
+    events = list(_pipeline(faq_retriever, llm, provider="ollama").ask(
         "compare flush and compaction", options=AskOptions(agent=True)))
     assert any(isinstance(e, NoticeEvent) and "ollama" in e.message.lower() for e in events)
     assert not any(isinstance(e, ToolCallEvent) for e in events)
     assert "tools" not in llm.requests[-1] and isinstance(events[-1], DoneEvent)
 
 
-def test_broken_streamed_tool_call_falls_back(kb: Retriever, llm: FakeGptOss):
+def test_broken_streamed_tool_call_falls_back(faq_retriever: Retriever, llm: FakeGptOss):
     llm.script(tool_call_stream(["search_knowledge_base"], ['{"query": "flu', "sh"]))
-    events = list(_pipeline(kb, llm).ask("How does flushing work?",
+    events = list(_pipeline(faq_retriever, llm).ask("How does flushing work?",
                                          options=AskOptions(agent=True)))
     assert any(isinstance(e, NoticeEvent) and "first search" in e.message for e in events)
     assert isinstance(events[-1], DoneEvent)
     assert "".join(e.text for e in events if isinstance(e, AnswerEvent))
 
 
-def test_llm_errors_keep_sources_visible(kb: Retriever, llm: FakeGptOss):
+def test_llm_errors_keep_sources_visible(faq_retriever: Retriever, llm: FakeGptOss):
     llm.script(http_error(401, "Incorrect API key provided", type="invalid_request_error",
                           code="invalid_api_key"))
-    events = list(_pipeline(kb, llm).ask("How does Milvus flush data?"))
+    events = list(_pipeline(faq_retriever, llm).ask("How does Milvus flush data?"))
     assert isinstance(events[0], SourcesEvent) and events[0].sources
     assert isinstance(events[-1], ErrorEvent) and "OPENAI_API_KEY" in events[-1].message
 
 
-def test_sources_fit_the_context_budget(kb: Retriever, llm: FakeGptOss):
-    events = list(_pipeline(kb, llm, context_tokens=900).ask("How does Milvus flush data?",
-                                                            options=AskOptions(k=8)))
+def test_sources_fit_the_context_budget(faq_retriever: Retriever, llm: FakeGptOss):
+    pipeline = _pipeline(faq_retriever, llm, context_tokens=900)
+    events = list(pipeline.ask("How does Milvus flush data?", options=AskOptions(k=8)))
     notice = next(e for e in events if isinstance(e, NoticeEvent))
     assert "fit" in notice.message
     sources = next(e for e in events if isinstance(e, SourcesEvent)).sources
@@ -174,9 +153,9 @@ def test_empty_knowledge_base(tmp_path, embedder, llm: FakeGptOss):
     assert "empty" in events[0].message and llm.requests == []
 
 
-def test_check_citations_against_sources(kb: Retriever):
+def test_check_citations_against_sources(faq_retriever: Retriever):
     from rag.events import Source
 
-    hits = kb.search("flush", k=2)
+    hits = faq_retriever.search("flush", k=2)
     sources = [Source(n, h) for n, h in enumerate(hits, start=1)]
     assert check_citations("x [1] y [3]", sources) == ([1], [3])
