@@ -159,7 +159,7 @@ def main() -> None:
         "command": "python -m benchmarks.retrieval",
         "settings": {"embedding_model": settings.embedding_model,
                      "embedding_runtime": settings.embedding_runtime,
-                     "reranker": settings.reranker or "(packaged default)",
+                     "reranker": settings.reranker or "none",
                      "rerank_candidates": settings.rerank_candidates,
                      "fusion": settings.fusion, "retrieval_mode": settings.retrieval_mode},
     }
