@@ -353,10 +353,15 @@ class Services:
             return self._pipeline
 
     def warm_up(self) -> None:
-        """Open the store and load the embedding model now, so the first page is fast."""
+        """Open the store, load the embedding model and a local reranker now, so the first
+        page and the first question are fast."""
         started = time.perf_counter()
         try:
-            self.pipeline().retriever.store.count_chunks()
+            retriever = self.pipeline().retriever
+            retriever.store.count_chunks()
+            warm = getattr(retriever.reranker, "warm_up", None)  # local models only
+            if warm is not None:
+                warm()
         except RagError as exc:
             log.warning("The knowledge base is not available yet: %s", exc)
             return
