@@ -79,18 +79,13 @@ def _atomic_target(final: Path) -> Path:
     return Path(name)
 
 
-def export_onnx(model_dir: Path, target: Path) -> None:
-    """Export the BERT encoder (token embeddings out) to `target`, atomically; needs torch."""
-    try:
-        import torch
-        from transformers import AutoModel
-    except ImportError as exc:
-        raise EmbeddingError(
-            f"Exporting the embedding model to ONNX needs torch and transformers ({exc}). "
-            f"Install them once, or put an exported model.onnx at {target}."
-        ) from exc
+def trace_to_onnx(model: Any, output: str, inputs: tuple[Any, Any, Any], target: Path,
+                  output_axes: dict[int, str]) -> None:
+    """Export `model(input_ids=, attention_mask=, token_type_ids=).<output>` to `target`,
+    atomically. Raises what torch's exporter raises (RuntimeError, OSError, ValueError)."""
+    import torch
 
-    class _Encoder(torch.nn.Module):
+    class _KeywordCall(torch.nn.Module):
         """Keyword-only call of the transformer, so the export sees exactly three inputs."""
 
         def __init__(self, model: torch.nn.Module) -> None:
@@ -99,12 +94,37 @@ def export_onnx(model_dir: Path, target: Path) -> None:
 
         def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
                     token_type_ids: torch.Tensor) -> torch.Tensor:
-            """The last hidden state."""
-            return self.model(input_ids=input_ids, attention_mask=attention_mask,
-                              token_type_ids=token_type_ids).last_hidden_state
+            """The chosen output of the model."""
+            return getattr(self.model(input_ids=input_ids, attention_mask=attention_mask,
+                                      token_type_ids=token_type_ids), output)
 
-    from transformers.utils import logging as transformers_logging
+    axes = {name: {0: "batch", 1: "sequence"} for name in _INPUTS} | {output: output_axes}
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _atomic_target(target)
+    try:
+        with torch.no_grad(), warnings.catch_warnings():
+            # The trace warns about Python branches on shapes (constant for an encoder) and the
+            # old exporter about its own internals; none of it is for the user.
+            warnings.simplefilter("ignore")
+            torch.onnx.export(_KeywordCall(model), inputs, str(tmp), input_names=list(_INPUTS),
+                              output_names=[output], dynamic_axes=axes, opset_version=OPSET,
+                              dynamo=False)
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
 
+
+def export_onnx(model_dir: Path, target: Path) -> None:
+    """Export the BERT encoder (token embeddings out) to `target`, atomically; needs torch."""
+    try:
+        import torch
+        from transformers import AutoModel
+        from transformers.utils import logging as transformers_logging
+    except ImportError as exc:
+        raise EmbeddingError(
+            f"Exporting the embedding model to ONNX needs torch and transformers ({exc}). "
+            f"Install them once, or put an exported model.onnx at {target}."
+        ) from exc
     transformers_logging.disable_progress_bar()  # no "Loading weights" bar
     try:
         model = AutoModel.from_pretrained(str(model_dir), local_files_only=True)
@@ -113,24 +133,12 @@ def export_onnx(model_dir: Path, target: Path) -> None:
     model.eval()
     # A padded sample, so the traced graph keeps the attention-mask path.
     ids = torch.tensor([[101, 7592, 2088, 102], [101, 7592, 102, 0]], dtype=torch.long)
-    mask = (ids != 0).long()
-    axes = {name: {0: "batch", 1: "sequence"} for name in (*_INPUTS, "last_hidden_state")}
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _atomic_target(target)
     logger.info("Exporting %s to ONNX at %s (once)", model_dir, target)
     try:
-        with torch.no_grad(), warnings.catch_warnings():
-            # The trace warns about Python branches on shapes (constant for an encoder) and the
-            # old exporter about its own internals; none of it is for the user.
-            warnings.simplefilter("ignore")
-            torch.onnx.export(_Encoder(model), (ids, mask, torch.zeros_like(ids)), str(tmp),
-                              input_names=list(_INPUTS), output_names=["last_hidden_state"],
-                              dynamic_axes=axes, opset_version=OPSET, dynamo=False)
-        os.replace(tmp, target)
+        trace_to_onnx(model, "last_hidden_state", (ids, (ids != 0).long(), torch.zeros_like(ids)),
+                      target, {0: "batch", 1: "sequence"})
     except (RuntimeError, OSError, ValueError) as exc:
         raise EmbeddingError(f"Exporting {model_dir} to ONNX failed: {exc}") from exc
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def _ffn_output_matmuls(model_path: Path) -> list[str]:

@@ -13,7 +13,6 @@ import hashlib
 import json
 import logging
 import os
-import warnings
 from collections.abc import Sequence
 from functools import cached_property
 from pathlib import Path
@@ -21,13 +20,12 @@ from typing import Any
 
 import numpy as np
 
-from rag.onnx_encoder import DEFAULT_CACHE, OPSET, _atomic_target, _model_name, _ort_errors
+from rag.onnx_encoder import DEFAULT_CACHE, OPSET, _model_name, _ort_errors, trace_to_onnx
 from rag.rerank import RerankError
 from rag.rerank.local import read_json
 
 # Part of the cache key: change it when the exported graph changes.
 EXPORT_FORMAT = "bert-sequence-classification-logits-v1"
-_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 _IDENTITY = ("torch.nn.Identity", "torch.nn.modules.linear.Identity")
 _SIGMOID = ("torch.nn.Sigmoid", "torch.nn.modules.activation.Sigmoid")
 
@@ -102,20 +100,6 @@ def export_onnx(model_dir: Path, target: Path) -> None:
     except ImportError as exc:
         raise RerankError(f"Exporting the reranker to ONNX needs torch and transformers ({exc}). "
                           "Install them once, or set RERANKER_RUNTIME=torch.") from exc
-
-    class _Scorer(torch.nn.Module):
-        """Keyword call of the model, so the export sees exactly three inputs."""
-
-        def __init__(self, model: torch.nn.Module) -> None:
-            super().__init__()
-            self.model = model
-
-        def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
-                    token_type_ids: torch.Tensor) -> torch.Tensor:
-            """The classification logits."""
-            return self.model(input_ids=input_ids, attention_mask=attention_mask,
-                              token_type_ids=token_type_ids).logits
-
     transformers_logging.disable_progress_bar()
     try:
         model = AutoModelForSequenceClassification.from_pretrained(str(model_dir),
@@ -126,22 +110,12 @@ def export_onnx(model_dir: Path, target: Path) -> None:
     # A padded pair sample, so the trace keeps the attention-mask and segment paths.
     ids = torch.tensor([[101, 7592, 102, 2088, 102], [101, 7592, 102, 2088, 0]], dtype=torch.long)
     types = torch.tensor([[0, 0, 0, 1, 1], [0, 0, 0, 1, 0]], dtype=torch.long)
-    axes = {name: {0: "batch", 1: "sequence"} for name in _INPUTS} | {"logits": {0: "batch"}}
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _atomic_target(target)
     logger.info("Exporting the reranker %s to ONNX at %s (once)", model_dir, target)
     try:
-        with torch.no_grad(), warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # tracer notes on shape branches, not for the user
-            torch.onnx.export(_Scorer(model), (ids, (ids != 0).long(), types), str(tmp),
-                              input_names=list(_INPUTS), output_names=["logits"],
-                              dynamic_axes=axes, opset_version=OPSET, dynamo=False)
-        os.replace(tmp, target)
+        trace_to_onnx(model, "logits", (ids, (ids != 0).long(), types), target, {0: "batch"})
     except (RuntimeError, OSError, ValueError) as exc:
         raise RerankError(f"Exporting the reranker {model_dir} to ONNX failed: {exc}. "
                           "Set RERANKER_RUNTIME=torch.") from exc
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 class OnnxCrossEncoder:
