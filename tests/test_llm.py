@@ -1,19 +1,29 @@
-"""LLMClient against a loopback server speaking gpt-oss's wire formats."""
+"""LLMClient against a loopback server speaking gpt-oss's wire formats.
+
+The harmony / <think> parser alone is tested in test_harmony.py.
+"""
 
 from __future__ import annotations
 
-import socket
+import ast
+import email.utils
+import importlib
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+from openai.types.chat.chat_completion_chunk import (
+    ChoiceDeltaToolCall,
+    ChoiceDeltaToolCallFunction,
+)
 
+from rag.choices import Effort
 from rag.errors import ConfigError, LLMError
 from rag.llm import (
     PRESETS,
     ContentDelta,
     ContextTooLongError,
-    HarmonyParser,
     LLMAuthError,
     LLMClient,
     LLMConfig,
@@ -28,9 +38,11 @@ from rag.llm import (
     Usage,
     guess_provider,
     provider_streams_tool_calls,
-    split_reasoning,
 )
+from rag.llm.retry import retry_wait
+from rag.llm.toolcalls import ToolCallAccumulator
 from rag.settings import Settings
+from tests.helpers import free_port
 from tests.llm_server import (
     ECHO_REASONING,
     SSE,
@@ -128,20 +140,6 @@ def test_harmony_one_character_per_chunk(server: FakeGptOss) -> None:
         assert "<|" not in getattr(item, "text", "") and "|>" not in getattr(item, "text", "")
 
 
-def test_harmony_parser_holds_back_only_partial_tags() -> None:
-    parser = HarmonyParser()
-    assert parser.feed("Plain answer <") == [ContentDelta("Plain answer ")]
-    assert parser.feed("b>bold</b> a<|") == [ContentDelta("<b>bold</b> a")]
-    assert parser.close() == [ContentDelta("<|")]
-
-
-def test_harmony_commentary_and_constrain_never_reach_the_answer() -> None:
-    text = ("<|channel|>analysis<|message|>Plan.<|end|><|start|>assistant<|channel|>commentary"
-            "<|message|>Let me check.<|end|><|start|>assistant<|channel|>final <|constrain|>"
-            "text<|message|>Answer.<|return|>")
-    assert split_reasoning(text) == ("Plan.Let me check.", "Answer.")
-
-
 def test_harmony_raw_tool_call_with_tools_is_unsupported(server: FakeGptOss) -> None:
     server.script(content_stream([
         "<|channel|>analysis<|message|>Search.<|end|><|start|>assistant<|channel|>commentary "
@@ -159,10 +157,6 @@ def test_think_tags_are_reasoning(server: FakeGptOss, cut: int) -> None:
     server.script(content_stream([THINK[:cut], THINK[cut:]]))
     reasoning, answer, _ = run(list(client(server).stream_chat(ASK)))
     assert (reasoning, answer) == ("Sky?", "Blue.")
-
-
-def test_think_tag_after_answer_text_is_literal() -> None:
-    assert split_reasoning("Use <think> tags.") == ("", "Use <think> tags.")
 
 
 # --- tool calls ------------------------------------------------------------------------------
@@ -224,6 +218,46 @@ def test_ollama_tool_calls_are_refused_up_front(server: FakeGptOss) -> None:
     assert provider_streams_tool_calls("openai-compatible")
 
 
+def delta(index: int | None, call_id: str | None = None, name: str | None = None,
+          arguments: str | None = None) -> ChoiceDeltaToolCall:
+    """A tool-call delta as the SDK builds it from a chunk (unvalidated: index may be None)."""
+    function = ChoiceDeltaToolCallFunction.model_construct(name=name, arguments=arguments)
+    return ChoiceDeltaToolCall.model_construct(index=index, id=call_id, function=function)
+
+
+def test_tool_calls_without_an_index_are_whole_calls() -> None:
+    tools = ToolCallAccumulator()
+    tools.add(delta(None, "a", "search_knowledge_base", '{"query": "x"}'))
+    tools.add(delta(None, "b", "search_knowledge_base", '{"query": "y"}'))
+    tools.add(delta(None, "a", None, None))  # a repeated id goes to its own call
+    calls = tools.finish()
+    assert [(c.id, c.arguments) for c in calls] == [("a", {"query": "x"}), ("b", {"query": "y"})]
+    assert tools.finish() == []  # finish empties the accumulator
+
+
+def test_tool_calls_numbered_0_with_new_ids_are_separate() -> None:
+    tools = ToolCallAccumulator()
+    for call_id, query in (("a", "x"), ("b", "y")):
+        tools.add(delta(0, call_id, "search_knowledge_base"))
+        tools.add(delta(0, None, None, f'{{"query": "{query}"}}'))
+    assert [(c.id, c.arguments) for c in tools.finish()] == [
+        ("a", {"query": "x"}), ("b", {"query": "y"})]
+
+
+def test_tool_call_defaults_and_broken_calls() -> None:
+    tools = ToolCallAccumulator()
+    tools.add(delta(0, None, "list_documents", ""))
+    (call,) = tools.finish()
+    assert (call.id, call.name, call.arguments) == ("call_0", "list_documents", {})
+    tools.add(delta(0, "c", None, '{"query": "x"}'))
+    with pytest.raises(ToolCallingUnsupported, match="without a name"):
+        tools.finish()
+    tools = ToolCallAccumulator()
+    tools.add(delta(0, "c", "search_knowledge_base", "[1, 2]"))
+    with pytest.raises(ToolCallingUnsupported, match="not a JSON object: '\\[1, 2\\]'"):
+        tools.finish()
+
+
 # --- request shape ---------------------------------------------------------------------------
 
 @pytest.mark.parametrize("effort", ["low", "medium", "high"])
@@ -249,6 +283,13 @@ def test_openrouter_effort_goes_in_the_reasoning_object(server: FakeGptOss) -> N
 def test_invalid_effort_is_a_config_error(server: FakeGptOss) -> None:
     with pytest.raises(ConfigError, match="effort"):
         list(client(server).stream_chat(ASK, effort="extreme"))
+
+
+def test_effort_enum_and_case_are_accepted(server: FakeGptOss) -> None:
+    list(client(server).stream_chat(ASK, effort=Effort.HIGH))
+    assert server.requests[-1]["reasoning_effort"] == "high"
+    list(client(server).stream_chat(ASK, effort=" Low "))
+    assert server.requests[-1]["reasoning_effort"] == "low"
 
 
 def test_provider_guess_presets_and_settings() -> None:
@@ -369,6 +410,27 @@ def test_retry_wait_is_capped(server: FakeGptOss) -> None:
     assert "retrying in 30 s" in items[0].message
 
 
+@pytest.mark.parametrize(("headers", "attempt", "wait"), [
+    ({"retry-after-ms": "50"}, 1, 0.05),
+    ({"retry-after-ms": "soon", "retry-after": "3"}, 1, 3.0),  # a bad ms header is skipped
+    ({"retry-after": "2.5"}, 1, 2.5),
+    ({"retry-after": "soon"}, 1, 0.5),  # unparsable: exponential backoff
+    ({}, 2, 1.0),
+    ({}, 3, 2.0),
+    ({}, 9, 30.0),  # backoff is capped too
+    ({"retry-after": "-5"}, 1, 0.0),
+])
+def test_retry_wait(headers: dict[str, str], attempt: int, wait: float) -> None:
+    assert retry_wait(headers, attempt) == wait
+
+
+def test_retry_wait_reads_an_http_date() -> None:
+    when = email.utils.formatdate(time.time() + 10, usegmt=True)
+    assert 8.0 <= retry_wait({"retry-after": when}, 1) <= 10.0
+    past = email.utils.formatdate(time.time() - 100, usegmt=True)
+    assert retry_wait({"retry-after": past}, 1) == 0.0
+
+
 def test_5xx_is_retried(server: FakeGptOss) -> None:
     server.script(http_error(503, "Service Unavailable", type="server_error",
                              headers={"Retry-After": "0"}))
@@ -420,9 +482,7 @@ def test_length_finish_before_any_answer(server: FakeGptOss) -> None:
 
 
 def test_unreachable_server() -> None:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     url = f"http://127.0.0.1:{port}/v1"
     llm = LLMClient(LLMConfig(url, "k", MODEL))
     message = f"Cannot reach the LLM server at {url}. Is it running? Set OPENAI_BASE_URL."
@@ -475,3 +535,24 @@ def test_echo_default_rewrite(server: FakeGptOss) -> None:
     history = "User: What is Milvus?\nAssistant: A vector DB [1].\nUser: How do I install it?"
     assert client(server).complete([{"role": "user", "content": history}]) == (
         "How do I install it?")
+
+
+# --- the package -----------------------------------------------------------------------------
+
+def test_only_the_client_and_translation_import_openai() -> None:
+    package = Path(importlib.import_module("rag.llm").__file__).parent
+    importers = set()
+    for path in package.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                     else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            if any(n.split(".")[0] == "openai" for n in names):
+                importers.add(path.name)
+    assert importers == {"client.py", "translate.py"}
+
+
+def test_public_names_are_exported() -> None:
+    import rag.llm
+
+    for name in rag.llm.__all__:
+        assert getattr(rag.llm, name) is not None, name
