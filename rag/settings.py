@@ -7,13 +7,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
+from rag.choices import Effort, Mode, RerankRuntime, Runtime
 from rag.errors import ConfigError
 from rag.fusion import Fusion
 
-RETRIEVAL_MODES = ("hybrid", "dense", "bm25")
-EFFORTS = ("low", "medium", "high")
-RUNTIMES = ("auto", "torch", "onnx", "onnx-int8")
-RERANK_RUNTIMES = ("auto", "torch", "onnx")
 RERANK_OFF = ("none", "off")  # RERANKER values that turn reranking off explicitly
 
 
@@ -41,6 +38,7 @@ class Settings:
     fusion_rrf_k: int = 60
     fusion_dense_weight: float = 1.0  # rrf: weight of the dense ranking (BM25's is 1)
     fusion_alpha: float = 0.5  # convex: share of the normalised cosine (BM25 gets the rest)
+    fusion_sentences: float = 0.4  # convex: share of the best sentence's cosine; 0 turns it off
 
     reranker: str = ""  # model name or folder; empty: the packaged default if any; none: off
     reranker_backend: str = "local"  # local | http
@@ -77,14 +75,11 @@ class Settings:
 
     def validated(self) -> Settings:
         """Return self, or raise ConfigError on a contradictory value."""
-        if self.retrieval_mode not in RETRIEVAL_MODES:
-            raise ConfigError(f"RETRIEVAL_MODE must be one of {', '.join(RETRIEVAL_MODES)}")
-        if self.reasoning_effort not in EFFORTS:
-            raise ConfigError(f"REASONING_EFFORT must be one of {', '.join(EFFORTS)}")
+        Mode.from_str(self.retrieval_mode, what="RETRIEVAL_MODE")
+        Effort.from_str(self.reasoning_effort, what="REASONING_EFFORT")
         if self.embedding_backend not in ("local", "openai"):
             raise ConfigError("EMBEDDING_BACKEND must be 'local' or 'openai'")
-        if self.embedding_runtime not in RUNTIMES:
-            raise ConfigError(f"EMBEDDING_RUNTIME must be one of {', '.join(RUNTIMES)}")
+        Runtime.from_str(self.embedding_runtime, what="EMBEDDING_RUNTIME")
         if not 0 <= self.chunk_overlap < self.chunk_tokens:
             raise ConfigError("CHUNK_OVERLAP must be at least 0 and below CHUNK_TOKENS")
         if self.top_k < 1:
@@ -102,12 +97,13 @@ class Settings:
             raise ConfigError("FUSION_RRF_K must be at least 1 and FUSION_DENSE_WEIGHT above 0")
         if not 0 <= self.fusion_alpha <= 1:
             raise ConfigError("FUSION_ALPHA must be between 0 and 1")
+        if not 0 <= self.fusion_sentences < 1:
+            raise ConfigError("FUSION_SENTENCES must be at least 0 and below 1")
 
     def _validate_reranker(self) -> None:
         if self.reranker_backend not in ("local", "http"):
             raise ConfigError("RERANKER_BACKEND must be 'local' or 'http'")
-        if self.reranker_runtime not in RERANK_RUNTIMES:
-            raise ConfigError(f"RERANKER_RUNTIME must be one of {', '.join(RERANK_RUNTIMES)}")
+        RerankRuntime.from_str(self.reranker_runtime, what="RERANKER_RUNTIME")
         if self.rerank_candidates < 1:
             raise ConfigError("RERANK_CANDIDATES must be at least 1")
         if self.reranker_backend != "http" or self.reranker.strip().lower() in RERANK_OFF:
