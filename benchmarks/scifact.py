@@ -78,7 +78,7 @@ def query_latency(retriever: Retriever, queries: list[str], k: int) -> dict[str,
             t2 = time.perf_counter()
             store.search_bm25(analyze(query), depth)
             t3 = time.perf_counter()
-            store._visibility_filter(None)  # the pending-versions query each search runs
+            store.visibility_filter(None)  # the pending-versions query each search runs
             t4 = time.perf_counter()
             retriever.search(query, k)
             t5 = time.perf_counter()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import textwrap
@@ -17,8 +16,7 @@ import pytest
 from rag.errors import StoreError
 from rag.ingest import Ingestor
 from rag.retrieval import Retriever
-from rag.store import MilvusStore
-from tests.conftest import PDFS, ROOT
+from tests.helpers import PDFS, ROOT, UNREACHABLE_LLM, free_port, open_store
 
 SMALL = PDFS / "nist-sp800-145-cloud-definition-7p.pdf"
 BIG = PDFS / "nist-sp800-88r1-media-sanitization-64p.pdf"
@@ -45,10 +43,6 @@ CHILD = textwrap.dedent("""
 """)
 
 
-def _open(db: Path, embedder) -> MilvusStore:
-    return MilvusStore(str(db), embedding_model=embedder.name, dimension=embedder.dimension)
-
-
 def _run_child_until(db: Path, doc: Path, stage: str, wanted: str) -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     child = subprocess.Popen([sys.executable, "-c", CHILD, str(db), str(doc), stage],
@@ -70,7 +64,7 @@ def test_kill_during_replace_leaves_old_or_new_never_a_mix(tmp_path: Path, embed
                                                            wanted):
     doc = tmp_path / "manual.pdf"
     shutil.copy(SMALL, doc)
-    store = _open(tmp_path / "kb.db", embedder)
+    store = open_store(tmp_path / "kb.db", embedder)
     [first] = Ingestor(store, embedder).ingest_paths([doc])
     old = store.get_document("manual.pdf")
     store.close()
@@ -79,7 +73,7 @@ def test_kill_during_replace_leaves_old_or_new_never_a_mix(tmp_path: Path, embed
     shutil.copy(BIG, doc)  # a changed file under the same name
     _run_child_until(tmp_path / "kb.db", doc, stage, wanted)
 
-    store = _open(tmp_path / "kb.db", embedder)
+    store = open_store(tmp_path / "kb.db", embedder)
     try:
         info = store.get_document("manual.pdf")
         assert info is not None
@@ -105,7 +99,7 @@ def test_kill_during_replace_leaves_old_or_new_never_a_mix(tmp_path: Path, embed
 
 def test_locked_lite_file_is_a_clear_error(tmp_path: Path, embedder):
     db = tmp_path / "kb.db"
-    holder = _open(db, embedder)
+    holder = open_store(db, embedder)
     try:
         code = ("from rag.store import MilvusStore\n"
                 f"MilvusStore({str(db)!r}, embedding_model='x', dimension=3)\n")
@@ -120,37 +114,38 @@ def test_locked_lite_file_is_a_clear_error(tmp_path: Path, embedder):
         holder.close()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+HOLDER = textwrap.dedent("""
+    import sys, time
+    from rag.store import MilvusStore
+    store = MilvusStore(sys.argv[1], embedding_model="x", dimension=3)
+    sys.stdout.write("holding\\n"); sys.stdout.flush()
+    time.sleep(600)
+""")
 
 
-@pytest.fixture
-def milvus_server(tmp_path: Path):
-    """A real Milvus Lite gRPC server on loopback."""
-    port = _free_port()
-    exe = shutil.which("milvus-lite") or str(Path(sys.executable).parent / "milvus-lite")
-    proc = subprocess.Popen([exe, "server", "--host", "127.0.0.1", "--port", str(port),
-                             "--data-dir", str(tmp_path / "server")],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                break
-        time.sleep(0.2)
-    else:
-        proc.kill()
-        pytest.fail("milvus-lite server did not start")
-    yield f"http://127.0.0.1:{port}"
-    proc.terminate()
-    proc.wait(timeout=30)
+def test_rag_docs_on_a_locked_lite_file_prints_only_the_clear_message(tmp_path: Path):
+    """Milvus Lite logs its lock failure with a traceback; the user sees our message alone."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "MILVUS_URI": "./data/milvus.db",
+           "OPENAI_BASE_URL": UNREACHABLE_LLM, "LLM_MODEL": "gpt-oss-20b"}
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER, "./data/milvus.db"],
+                              stdout=subprocess.PIPE, text=True, env=env, cwd=tmp_path)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "holding\n"
+        result = subprocess.run([sys.executable, "-m", "rag", "docs"], capture_output=True,
+                                text=True, timeout=120, env=env, cwd=tmp_path)
+    finally:
+        holder.kill()
+        holder.wait(timeout=30)
+    assert result.returncode == 1
+    message = " ".join(result.stderr.split())  # rich wraps the message at 80 columns
+    assert message.startswith("error: Cannot open the Milvus Lite database ./data/milvus.db")
+    assert "another process holds its lock" in message and "one process at a time" in message
+    assert "Traceback" not in result.stderr and "DataDirLockedError" not in result.stderr
+    assert len(result.stderr.splitlines()) <= 6
 
 
 def test_same_code_speaks_to_a_milvus_server(milvus_server: str, embedder):
-    store = MilvusStore(milvus_server, embedding_model=embedder.name,
-                        dimension=embedder.dimension)
+    store = open_store(milvus_server, embedder)
     try:
         assert not store.is_lite
         [result] = Ingestor(store, embedder).ingest_paths([SMALL])
@@ -162,7 +157,35 @@ def test_same_code_speaks_to_a_milvus_server(milvus_server: str, embedder):
         store.close()
 
 
+def test_one_read_of_the_pending_markers_per_search(milvus_server: str, embedder,
+                                                    tmp_path: Path):
+    """On a server (no cache) each search reads the markers once, and sees a version that
+    another store (another process's ingest) begins after this one opened."""
+    store, other = (open_store(milvus_server, embedder) for _ in range(2))
+    try:
+        [result] = Ingestor(store, embedder).ingest_paths([SMALL])
+        reads = []
+        read = store._read_pending_versions
+        store._read_pending_versions = lambda: reads.append(1) or read()
+        retriever = Retriever(store, embedder, candidates=10)
+        for mode in ("hybrid", "dense", "bm25"):
+            before = len(reads)
+            assert retriever.search("resource pooling", 3, mode=mode)
+            assert len(reads) - before == 1, mode
+
+        other.commit_versions = lambda commits: None  # stop before the switch: a live ingest
+        (tmp_path / "media.md").write_text("# Media sanitization\n\nMedia sanitization "
+                                           "erases the data on a disk before reuse.\n")
+        [again] = Ingestor(other, embedder).ingest_paths([tmp_path / "media.md"])
+        assert again.status == "added" and store.count_chunks() == result.chunks
+        hits = retriever.search("media sanitization", 20)
+        assert hits and {h.source for h in hits} == {SMALL.name}
+        assert len(store._pending_versions()) == 1
+    finally:
+        other.close()
+        store.close()
+
+
 def test_unreachable_server_is_a_clear_error(embedder):
     with pytest.raises(StoreError, match="MILVUS_URI"):
-        MilvusStore(f"http://127.0.0.1:{_free_port()}", embedding_model=embedder.name,
-                    dimension=embedder.dimension)
+        open_store(f"http://127.0.0.1:{free_port()}", embedder)

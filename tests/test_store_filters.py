@@ -7,22 +7,18 @@ command, and once against a `milvus-lite server` over gRPC.
 
 from __future__ import annotations
 
-import json
 import logging
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-import rag.store as store_module
+import rag.store.client as store_client
 from rag.ingest import Ingestor
 from rag.lexical import analyze
 from rag.retrieval import Retriever
 from rag.store import MilvusStore
-from tests.conftest import ROOT
-from tests.test_durability import milvus_server  # noqa: F401  (the gRPC server fixture)
+from rag.store.schema import document_row
+from tests.helpers import RagCommand, json_lines, open_store, rag_command
 
 NAMES = [
     "résumé.md",
@@ -47,10 +43,6 @@ def _write(folder: Path, names: list[str], edition: int = 1) -> None:
         (folder / name).write_text(
             f"# Notes on {word}\n\nThe {word} edition {edition} describes how a {word} "
             f"is kept in the archive. Every {word} has a label.\n", encoding="utf-8")
-
-
-def _open(db: Path, embedder) -> MilvusStore:
-    return MilvusStore(str(db), embedding_model=embedder.name, dimension=embedder.dimension)
 
 
 def _round_trip(store: MilvusStore, embedder, folder: Path) -> None:
@@ -91,17 +83,16 @@ def _round_trip(store: MilvusStore, embedder, folder: Path) -> None:
 
 
 def test_any_unicode_name_round_trips_on_lite(tmp_path: Path, embedder):
-    store = _open(tmp_path / "kb.db", embedder)
+    store = open_store(tmp_path / "kb.db", embedder)
     try:
         _round_trip(store, embedder, tmp_path / "docs")
     finally:
         store.close()
 
 
-def test_any_unicode_name_round_trips_on_a_milvus_lite_server(milvus_server: str,  # noqa: F811
+def test_any_unicode_name_round_trips_on_a_milvus_lite_server(milvus_server: str,
                                                               embedder, tmp_path: Path):
-    store = MilvusStore(milvus_server, embedding_model=embedder.name,
-                        dimension=embedder.dimension)
+    store = open_store(milvus_server, embedder)
     try:
         assert not store.is_lite
         _round_trip(store, embedder, tmp_path / "docs")
@@ -111,11 +102,11 @@ def test_any_unicode_name_round_trips_on_a_milvus_lite_server(milvus_server: str
 
 def test_listing_pages_past_one_query_window(tmp_path: Path, embedder, monkeypatch):
     """More documents than one query returns: paged by name, names with quotes included."""
-    store = _open(tmp_path / "kb.db", embedder)
+    store = open_store(tmp_path / "kb.db", embedder)
     try:
         _write(tmp_path / "docs", NAMES)
         Ingestor(store, embedder).ingest_paths([tmp_path / "docs"])
-        monkeypatch.setattr(store_module, "QUERY_WINDOW", 2)
+        monkeypatch.setattr(store_client, "QUERY_WINDOW", 2)
         listed = [d.doc_id for d in store.list_documents()]
         assert listed == sorted(NAMES)
     finally:
@@ -126,7 +117,7 @@ def test_listing_pages_past_one_query_window(tmp_path: Path, embedder, monkeypat
 def test_leftover_marker_of_a_weird_name_does_not_stop_the_store(tmp_path: Path, embedder):
     """An ingest that died mid-change: marker and chunks written, never committed."""
     db = tmp_path / "kb.db"
-    store = _open(db, embedder)
+    store = open_store(db, embedder)
     (tmp_path / "plain.md").write_text("# Plain\n\nA document with a plain name.\n")
     Ingestor(store, embedder).ingest_paths([tmp_path / "plain.md"])
     plain = store.count_chunks()
@@ -139,7 +130,7 @@ def test_leftover_marker_of_a_weird_name_does_not_stop_the_store(tmp_path: Path,
     assert store.count_chunks() == plain  # the half-written versions are hidden
     store.close()
 
-    store = _open(db, embedder)  # rolls every leftover back
+    store = open_store(db, embedder)  # rolls every leftover back
     try:
         assert store._pending_versions() == []
         assert [d.doc_id for d in store.list_documents()] == ["plain.md"]
@@ -153,7 +144,7 @@ def test_leftover_marker_of_a_weird_name_does_not_stop_the_store(tmp_path: Path,
 
 def test_two_stores_on_one_lite_file_hide_the_same_versions(tmp_path: Path, embedder):
     """The pending versions cached for searches are shared by the stores on one Lite file."""
-    first, second = _open(tmp_path / "kb.db", embedder), _open(tmp_path / "kb.db", embedder)
+    first, second = (open_store(tmp_path / "kb.db", embedder) for _ in range(2))
     try:
         query = (embedder.embed_query(WORDS[0]), analyze(WORDS[0]), 5)
         assert first.search_both(*query) == ([], [])  # caches "nothing pending"
@@ -170,17 +161,17 @@ def test_two_stores_on_one_lite_file_hide_the_same_versions(tmp_path: Path, embe
 def _damaged_leftovers(db: Path, embedder, folder: Path) -> tuple[str, str, int]:
     """A store with a committed document whose marker cannot be rolled forward, and a marker
     (no phase) of a document never committed; returns both names and the healthy chunks."""
-    store = _open(db, embedder)
+    store = open_store(db, embedder)
     stuck, orphan = "résumé \"v2\".md", "文档\x07 draft.md"
     _write(folder, [stuck, "plain.md"])
     Ingestor(store, embedder).ingest_paths([folder])
     healthy = store.count_chunks("plain.md")
     info = store.get_document(stuck)
-    store._upsert_rows([  # the store's own row builder, with parts missing
+    store._upsert_rows([  # the store's own row builders, with parts missing
         store._marker_row(stuck, hidden=info.meta["version"], phase="switching", source=stuck,
                           extra={"version": "f" * 32, "info": {"doc_id": stuck}}),
-        store._document_row(f"pending:{orphan}", state="pending", version="e" * 32, sha256="",
-                            source=orphan, kind="", pages=None, chunks=0, meta={}),
+        document_row(f"pending:{orphan}", state="pending", version="e" * 32, sha256="",
+                     source=orphan, kind="", pages=None, chunks=0, meta={}),
     ])
     store.close()
     return stuck, orphan, healthy
@@ -191,7 +182,7 @@ def test_a_leftover_that_cannot_be_finished_is_logged_and_removable(tmp_path: Pa
     db = tmp_path / "kb.db"
     stuck, orphan, healthy = _damaged_leftovers(db, embedder, tmp_path / "docs")
     with caplog.at_level(logging.WARNING, logger="rag.store"):
-        store = _open(db, embedder)
+        store = open_store(db, embedder)
     try:
         warned = " ".join(r.getMessage() for r in caplog.records)
         assert repr(stuck) in warned and repr(orphan) in warned
@@ -203,62 +194,49 @@ def test_a_leftover_that_cannot_be_finished_is_logged_and_removable(tmp_path: Pa
         assert [d.doc_id for d in store.list_documents()] == ["plain.md"]
     finally:
         store.close()
-    store = _open(db, embedder)  # opens clean now
+    store = open_store(db, embedder)  # opens clean now
     store.close()
 
 
 # -- the `rag` command -------------------------------------------------------------------------
 @pytest.fixture
-def rag(tmp_path: Path):
-    env = {**os.environ, "MILVUS_URI": str(tmp_path / "kb.db"), "PYTHONPATH": str(ROOT),
-           "OPENAI_BASE_URL": "http://127.0.0.1:9/v1", "LLM_MODEL": "gpt-oss-20b"}
-
-    def _run(*args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
-        result = subprocess.run([sys.executable, "-m", "rag", *args], capture_output=True,
-                                text=True, env=env, timeout=600, cwd=tmp_path)
-        if ok:
-            assert result.returncode == 0, result.stderr[-2000:]
-        return result
-
-    return _run
-
-
-def _lines(text: str) -> list[dict]:
-    return [json.loads(line) for line in text.splitlines() if line.strip()]
+def rag(tmp_path: Path) -> RagCommand:
+    """`rag` on tmp_path/kb.db with no LLM."""
+    return rag_command(tmp_path)
 
 
 def test_rag_command_with_any_unicode_name(rag, tmp_path: Path):
     folder = tmp_path / "docs"
     _write(folder, NAMES)
-    added = _lines(rag("ingest", "--json", str(folder)).stdout)
+    added = json_lines(rag("ingest", "--json", str(folder)).stdout)
     assert sorted(r["source"] for r in added) == sorted(NAMES)
     assert {r["status"] for r in added} == {"added"}
-    assert sorted(d["source"] for d in _lines(rag("docs", "--json").stdout)) == sorted(NAMES)
+    assert sorted(d["source"] for d in json_lines(rag("docs", "--json").stdout)) == sorted(NAMES)
 
     doc_args = [arg for name in NAMES for arg in ("--doc", name)]
-    found = _lines(rag("search", "--json", "-k", "3", *doc_args, *WORDS).stdout)
+    found = json_lines(rag("search", "--json", "-k", "3", *doc_args, *WORDS).stdout)
     for query, name in zip(found, NAMES, strict=True):
         assert query["hits"] and query["hits"][0]["source"] == name
-    only = _lines(rag("search", "--json", "--doc", NAMES[3], WORDS[3], WORDS[0]).stdout)
+    only = json_lines(rag("search", "--json", "--doc", NAMES[3], WORDS[3], WORDS[0]).stdout)
     assert {h["source"] for q in only for h in q["hits"]} == {NAMES[3]}
 
     _write(folder, NAMES, edition=2)
-    replaced = _lines(rag("ingest", "--json", str(folder)).stdout)
+    replaced = json_lines(rag("ingest", "--json", str(folder)).stdout)
     assert {r["status"] for r in replaced} == {"replaced"}
 
     removed = rag("rm", *NAMES).stdout
     assert removed.count("deleted ") == len(NAMES)
-    assert _lines(rag("docs", "--json").stdout) == []
+    assert json_lines(rag("docs", "--json").stdout) == []
 
 
 def test_rag_command_opens_past_a_leftover_it_cannot_finish(rag, tmp_path: Path, embedder):
     stuck, orphan, _ = _damaged_leftovers(tmp_path / "kb.db", embedder, tmp_path / "docs")
     listed = rag("docs", "--json")
-    assert sorted(d["source"] for d in _lines(listed.stdout)) == sorted(["plain.md", stuck])
+    assert sorted(d["source"] for d in json_lines(listed.stdout)) == sorted(["plain.md", stuck])
     assert repr(stuck) in listed.stderr and repr(orphan) in listed.stderr  # the warnings
     assert rag("search", "--json", "label").stdout
     removed = rag("rm", orphan, stuck)
     assert removed.stdout.count("deleted ") == 2
     after = rag("docs", "--json")
-    assert [d["source"] for d in _lines(after.stdout)] == ["plain.md"]
+    assert [d["source"] for d in json_lines(after.stdout)] == ["plain.md"]
     assert "Could not finish" not in after.stderr
