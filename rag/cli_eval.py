@@ -8,20 +8,21 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from rag.cli_render import ingest_bar
 from rag.errors import ConfigError
-from rag.ingest import Progress as IngestProgress
-from rag.kb import KnowledgeBase
 from rag.settings import Settings
 
-_COLUMNS = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-            TimeElapsedColumn())
+if TYPE_CHECKING:
+    from rag.kb import KnowledgeBase
+
+_SEARCHING = (SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn())
 
 
 @contextmanager
@@ -41,10 +42,8 @@ def run_beir(kb: KnowledgeBase, beir: Path, split: str, err: Console) -> dict[st
     from rag.evaluation import BeirDataset, evaluate, ingest_corpus
 
     dataset = BeirDataset(beir, split)
-    with Progress(*_COLUMNS, console=err, transient=True) as progress:
-        task = progress.add_task("ingesting corpus", total=None)
-        ingest_corpus(kb.ingestor, dataset,
-                      progress=lambda p: progress.update(task, completed=p.index))
+    with ingest_bar(err) as bar:
+        ingest_corpus(kb.ingestor, dataset, progress=bar)
     results = evaluate(kb.retriever, dataset)
     mode = kb.settings.retrieval_mode
     return {"ndcg@10": results[mode]["ndcg@10"], "mode": mode, "split": split, **results}
@@ -54,26 +53,18 @@ def run_qa(kb: KnowledgeBase, qa: Path, docs: list[Path], depth: int,
            err: Console) -> dict[str, Any]:
     """Ingest the given documents, if any, then rank every question's evidence in every mode."""
     from rag.evaluation import eval_modes, load_questions, qa_report, run_mode, searcher
-    from rag.loading import iter_files
 
     questions = load_questions(qa)
     if docs:
-        total = len(list(iter_files(docs)))
-        with Progress(*_COLUMNS, console=err, transient=True) as progress:
-            task = progress.add_task("ingesting documents", total=total)
-
-            def advance(p: IngestProgress) -> None:
-                if p.stage == "done":
-                    progress.advance(task)
-
-            results = kb.ingestor.ingest_paths(docs, progress=advance)
+        with ingest_bar(err) as bar:
+            results = kb.ingestor.ingest_paths(docs, progress=bar)
         for r in results:
             if r.status == "failed":
                 err.print(f"[yellow]not ingested:[/yellow] {escape(r.source)}: {escape(r.reason)}")
     elif kb.store.is_empty():
         raise ConfigError("The knowledge base is empty: ingest documents first, or pass --docs.")
     runs = {}
-    with Progress(*_COLUMNS, console=err, transient=True) as progress:
+    with Progress(*_SEARCHING, console=err, transient=True) as progress:
         for mode in eval_modes(kb.retriever):
             task = progress.add_task(f"searching ({mode})", total=None)
             runs[mode] = run_mode(searcher(kb.retriever, mode), questions, depth)

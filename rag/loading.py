@@ -1,62 +1,39 @@
-"""Read PDF, Markdown and plain-text files into lazily produced sections."""
+"""Read PDF, Markdown and plain-text files into lazily produced sections; which files are
+documents, and the names they are stored under."""
 
 from __future__ import annotations
 
 import codecs
 import hashlib
-import io
 import re
-import struct
-import zlib
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
-
-from pypdf import PasswordType, PdfReader
-from pypdf.errors import DependencyError, PyPdfError
+from pathlib import Path, PurePath
 
 from rag.errors import LoaderError
 from rag.markup import MARKDOWN, PlainText, heading_line, inline_text, tokens_text
+from rag.pdf import normalise_pdf_text as normalise_pdf_text  # re-exported
+from rag.pdf import open_pdf, pdf_sections, unix_newlines
+from rag.pdf import without_running_lines as without_running_lines  # re-exported
 from rag.schema import Section
 
-PDF_EXTENSIONS = frozenset({".pdf"})
-MARKDOWN_EXTENSIONS = frozenset({".md", ".markdown", ".mdx"})
-TEXT_EXTENSIONS = frozenset({".txt", ".text", ".rst"})
+# The knowledge base's document types, by file name extension: the one list that the folder
+# walk, load(), the command line and the web app's upload check.
+_TYPES = {"PDF": (".pdf",), "Markdown": (".md", ".markdown", ".mdx"),
+          "text": (".txt", ".text", ".rst")}
+PDF_EXTENSIONS = frozenset(_TYPES["PDF"])
+MARKDOWN_EXTENSIONS = frozenset(_TYPES["Markdown"])
+TEXT_EXTENSIONS = frozenset(_TYPES["text"])
 SUPPORTED_EXTENSIONS = PDF_EXTENSIONS | MARKDOWN_EXTENSIONS | TEXT_EXTENSIONS
+_LISTED = [f"{kind} ({', '.join(extensions)})" for kind, extensions in _TYPES.items()]
+# "PDF (.pdf), Markdown (.md, .markdown, .mdx) or text (.txt, .text, .rst) files"
+SUPPORTED_TYPES = f"{', '.join(_LISTED[:-1])} or {_LISTED[-1]} files"
 
 _PDF_MAGIC = b"%PDF-"
 _MAGIC_WINDOW = 1024
 _BINARY_SHARE = 0.30  # share of undecodable bytes above which a file counts as binary
 
-# What pypdf raises on broken files besides its own errors (it has no single base class).
-_PDF_ERRORS: tuple[type[BaseException], ...] = (
-    PyPdfError, ValueError, KeyError, TypeError, AttributeError, IndexError,
-    ZeroDivisionError, AssertionError, NotImplementedError, RecursionError,
-    OSError, zlib.error, struct.error,
-)
-
-_LIGATURES = str.maketrans({
-    "\ufb00": "ff", "\ufb01": "fi", "\ufb02": "fl", "\ufb03": "ffi", "\ufb04": "ffl",
-    "\ufb05": "st", "\ufb06": "st",
-    "\uf0a7": "•", "\uf0b7": "•",  # bullets of Symbol/Wingdings fonts, in the private use area
-})
-_SPACES = re.compile(r"[^\S\n]+")
-_LEADERS = re.compile(r"([._=*·-])(?: ?\1){3,}")  # dot leaders and rules of a table of contents
-_DIGITS = re.compile(r"\d+")
-_BLANK_RUNS = re.compile(r"\n{3,}")
-# A bare page number at the top or bottom of a page: "3", "- 3 -", "iv", "Page 3", "Page 3 of 64".
-_PAGE_NUMBER = re.compile(
-    r"(?:(?i:page)\s*)?(?:\d{1,5}|(?=[ivxlc])c{0,3}(?:xc|xl|l?x{0,3})(?:ix|iv|v?i{0,3})"
-    r"|[-–—]\s*\d{1,5}\s*[-–—])"
-    r"(?:\s*(?:(?i:of)|/)\s*\d{1,5})?"
-)
-_PAGE_WINDOW = 8  # pages before and after a page that are compared with it
-_EDGE_LINES = 4  # non-blank lines at the top and at the bottom of a page that may be running
-_RUNNING_PAGES = 3  # a running line is at the edge of this many pages, and of half the window
-_RUNNING_KEY_CHARS = 4  # shorter lines count as running only when they are page numbers
-_RUNNING_KEY_LENGTH = 40  # characters at the start of a line that are compared
-_HYPHEN_BREAK = re.compile(r"(?<=[^\W\d_])-\n(?=([^\W\d_]))")
 _FRONT_MATTER = re.compile(r"\A---[ \t]*\n.*?\n(?:---|\.\.\.)[ \t]*(?:\n|\Z)", re.DOTALL)
 
 
@@ -72,9 +49,12 @@ class LoadedDocument:
 
 
 def load(path: Path, source: str | None = None) -> LoadedDocument:
-    """Read one file as a PDF, Markdown or text document; raises LoaderError."""
+    """Read one file as a PDF, Markdown or text document; raises LoaderError, also for a file
+    whose type is not one of SUPPORTED_EXTENSIONS (before reading it)."""
     path = Path(path)
     source = source or path.name
+    if path.is_file():  # a folder or a missing path fails below, with the OS's reason
+        check_type(path, source)
     try:
         data = path.read_bytes()
     except OSError as exc:
@@ -84,8 +64,8 @@ def load(path: Path, source: str | None = None) -> LoadedDocument:
     digest = hashlib.sha256(data).hexdigest()
     suffix = path.suffix.lower()
     if _PDF_MAGIC in data[:_MAGIC_WINDOW]:
-        reader, pages = _open_pdf(data, source)
-        return LoadedDocument(source, "pdf", digest, pages, _pdf_sections(reader, pages, source))
+        reader, pages = open_pdf(data, source)
+        return LoadedDocument(source, "pdf", digest, pages, pdf_sections(reader, pages, source))
     if suffix in PDF_EXTENSIONS:
         raise LoaderError(source, "not a PDF (no %PDF header)")
     text = _decode(data, source)
@@ -101,19 +81,76 @@ def load(path: Path, source: str | None = None) -> LoadedDocument:
     return LoadedDocument(source, "text", digest, None, iter([Section(text=text.strip())]))
 
 
-def iter_files(paths: Iterable[Path]) -> Iterator[tuple[Path, str]]:
-    """Expand folders recursively into (path, source) pairs; files given directly pass as is."""
+def is_supported(name: str | PurePath) -> bool:
+    """Whether a file name has one of the knowledge base's document types."""
+    return PurePath(name).suffix.lower() in SUPPORTED_EXTENSIONS
+
+
+def check_type(name: str | PurePath, source: str | None = None) -> None:
+    """Raise LoaderError unless the file name has one of the knowledge base's types."""
+    if not is_supported(name):
+        suffix = PurePath(name).suffix.lower()
+        kind = f"({suffix})" if suffix else "(no extension)"
+        raise LoaderError(source or PurePath(name).name,
+                          f"unsupported file type {kind}: add {SUPPORTED_TYPES}")
+
+
+def document_name(path: str | PurePath, root: str | PurePath | None = None) -> str:
+    """The name a file is stored under, whichever way it comes in (CLI, web upload, API).
+
+    The rule: a file found inside a folder that was given is named by its path relative to that
+    folder, with "/" between folders (`rag ingest docs/` stores docs/reference/index.md as
+    "reference/index.md"); a file given by itself, on the command line or uploaded, is named by
+    its file name alone ("index.md").
+    """
+    path = PurePath(path)
+    if root is None:
+        return path.name
+    return path.relative_to(root).as_posix()
+
+
+@dataclass(slots=True)
+class FoundFiles:
+    """What a list of files and folders holds: (path, document name) of every document, and
+    the files inside the folders that were passed over because they are of another type."""
+
+    files: list[tuple[Path, str]]
+    ignored: list[Path]
+
+    def ignored_summary(self) -> str:
+        """'3 files of other types (.png ×2, .yaml)', or '' when none were ignored."""
+        if not self.ignored:
+            return ""
+        kinds = Counter(p.suffix.lower() or "no extension" for p in self.ignored)
+        listed = ", ".join(k if n == 1 else f"{k} ×{n}" for k, n in kinds.most_common())
+        files = "file" if len(self.ignored) == 1 else "files"
+        return f"{len(self.ignored)} {files} of other types ({listed})"
+
+
+def find_files(paths: Iterable[Path | str]) -> FoundFiles:
+    """Expand folders recursively into the documents they hold, named by document_name; files
+    given directly are kept whatever their type (load() then says what is wrong with them)."""
+    found = FoundFiles([], [])
     for given in paths:
         path = Path(given)
-        if path.is_dir():
-            for found in _walk(path, set()):
-                yield found, found.relative_to(path).as_posix()
-        else:
-            yield path, path.name
+        if not path.is_dir():
+            found.files.append((path, document_name(path)))
+            continue
+        for entry in _walk(path, set()):
+            if entry.is_dir() or is_supported(entry):  # an unreadable folder: load() says why
+                found.files.append((entry, document_name(entry, path)))
+            else:
+                found.ignored.append(entry)
+    return found
+
+
+def iter_files(paths: Iterable[Path]) -> Iterator[tuple[Path, str]]:
+    """(path, document name) of every document in the given files and folders (find_files)."""
+    yield from find_files(paths).files
 
 
 def _walk(folder: Path, seen: set[Path]) -> Iterator[Path]:
-    """Supported, non-hidden files under folder in sorted order; unreadable folders pass through."""
+    """Non-hidden files under folder in sorted order; unreadable folders pass through."""
     resolved = folder.resolve()
     if resolved in seen:  # a symlink loop
         return
@@ -128,7 +165,7 @@ def _walk(folder: Path, seen: set[Path]) -> Iterator[Path]:
             continue
         if entry.is_dir():
             yield from _walk(entry, seen)
-        elif entry.is_file() and entry.suffix.lower() in SUPPORTED_EXTENSIONS:
+        elif entry.is_file():
             yield entry
 
 
@@ -139,7 +176,7 @@ def _decode(data: bytes, source: str) -> str:
             text = data.decode("utf-16")
         except UnicodeDecodeError as exc:
             raise LoaderError(source, "not a text file (binary content)") from exc
-        return _newlines(text)
+        return unix_newlines(text)
     if b"\x00" in data:
         raise LoaderError(source, "not a text file (binary content)")
     try:
@@ -152,146 +189,7 @@ def _decode(data: bytes, source: str) -> str:
             source, f"not UTF-8 text (invalid byte at offset {exc.start}); "
             "save it as UTF-8 and upload again",
         ) from exc
-    return _newlines(text)
-
-
-def _newlines(text: str) -> str:
-    """Unix line ends."""
-    return text.replace("\r\n", "\n").replace("\r", "\n")
-
-
-# --- PDF ---------------------------------------------------------------------------------------
-
-def _open_pdf(data: bytes, source: str) -> tuple[PdfReader, int]:
-    """Open and, if needed, decrypt a PDF with the empty password; returns it and its page count."""
-    try:
-        reader = PdfReader(io.BytesIO(data))
-        encrypted = reader.is_encrypted
-    except _PDF_ERRORS as exc:
-        raise LoaderError(source, f"damaged or truncated PDF ({exc})") from exc
-    if encrypted:
-        try:
-            opened = reader.decrypt("")
-        except DependencyError as exc:
-            raise LoaderError(source, f"encrypted PDF needs a missing package ({exc})") from exc
-        except _PDF_ERRORS as exc:
-            raise LoaderError(source, f"damaged or truncated PDF ({exc})") from exc
-        if opened == PasswordType.NOT_DECRYPTED:
-            raise LoaderError(
-                source, "encrypted (password-protected); remove the password and upload again"
-            )
-    try:
-        pages = len(reader.pages)
-    except _PDF_ERRORS as exc:
-        raise LoaderError(source, f"damaged or truncated PDF ({exc})") from exc
-    if pages == 0:
-        raise LoaderError(source, "the PDF has no pages")
-    return reader, pages
-
-
-def _pdf_sections(reader: PdfReader, pages: int, source: str) -> Iterator[Section]:
-    """One Section per page with text, extracted as it is asked for (a few pages ahead, to
-    recognise running headers and footers)."""
-    found = False
-    for number, text in without_running_lines(_page_texts(reader, pages, source)):
-        if text:
-            found = True
-            yield Section(text=text, page=number)
-    if not found:
-        raise LoaderError(source, "no extractable text (scanned image PDF?)")
-
-
-def _page_texts(reader: PdfReader, pages: int, source: str) -> Iterator[tuple[int, str]]:
-    """(page number, normalised text) of each page, extracted lazily."""
-    for number in range(1, pages + 1):
-        try:
-            raw = reader.pages[number - 1].extract_text()
-        except _PDF_ERRORS as exc:
-            raise LoaderError(
-                source, f"damaged or truncated PDF (page {number}: {exc})"
-            ) from exc
-        yield number, normalise_pdf_text(raw)
-
-
-def without_running_lines(pages: Iterable[tuple[int, str]]) -> Iterator[tuple[int, str]]:
-    """Pages without their running headers, footers and page numbers: lines at the top or
-    bottom of a page that are page numbers, or that (digits aside) are also at the top or
-    bottom of at least half the other pages near it (and of two at least). Reads at most
-    _PAGE_WINDOW pages ahead and keeps as many behind."""
-    buffer: deque[tuple[int, list[str], frozenset[str]]] = deque()
-    position = 0  # index in buffer of the next page to give out
-    for number, text in pages:
-        lines = text.split("\n")
-        buffer.append((number, lines, _edge_keys(lines)))
-        while len(buffer) - 1 - position >= _PAGE_WINDOW:
-            yield _strip_page(buffer, position)
-            position += 1
-            if position > _PAGE_WINDOW:
-                buffer.popleft()
-                position -= 1
-    while position < len(buffer):
-        yield _strip_page(buffer, position)
-        position += 1
-
-
-def _line_key(line: str) -> str:
-    """A line compared across pages: lower case, digit runs as one 0, spaces collapsed, and
-    only its start (extraction sometimes runs a footer into the line after it)."""
-    return " ".join(_DIGITS.sub("0", line.lower()).split())[:_RUNNING_KEY_LENGTH]
-
-
-def _edges(lines: list[str]) -> tuple[list[int], list[int]]:
-    """Indices of the non-blank lines at the top of a page, and at its bottom from the last
-    line up; on a short page the top takes no more than its first half."""
-    filled = [i for i, line in enumerate(lines) if line]
-    half = (len(filled) + 1) // 2
-    return filled[:min(_EDGE_LINES, half)], filled[half:][::-1][:_EDGE_LINES]
-
-
-def _edge_keys(lines: list[str]) -> frozenset[str]:
-    """The keys of a page's edge lines long enough to count as a running header or footer."""
-    top, bottom = _edges(lines)
-    keys = (_line_key(lines[i]) for i in top + bottom)
-    return frozenset(k for k in keys if len(k) >= _RUNNING_KEY_CHARS)
-
-
-def _strip_page(buffer: deque[tuple[int, list[str], frozenset[str]]],
-                index: int) -> tuple[int, str]:
-    """Page `index` of the buffer without running lines at its top and bottom."""
-    number, lines, _ = buffer[index]
-    others = Counter(key for j, (_, _, keys) in enumerate(buffer) if j != index for key in keys)
-    needed = max(_RUNNING_PAGES - 1, len(buffer) // 2)  # and at least half the others
-
-    def running(line: str) -> bool:
-        return _PAGE_NUMBER.fullmatch(line) is not None or others[_line_key(line)] >= needed
-
-    drop: set[int] = set()
-    for edge in _edges(lines):
-        # up to the innermost running line: a line between two running ones is theirs too
-        marks = [n for n, i in enumerate(edge) if running(lines[i])]
-        drop.update(edge[:marks[-1] + 1] if marks and marks[0] == 0 else [])
-    if not drop:
-        return number, "\n".join(lines)
-    kept = "\n".join(line for i, line in enumerate(lines) if i not in drop)
-    return number, _BLANK_RUNS.sub("\n\n", kept).strip()
-
-
-def normalise_pdf_text(raw: str) -> str:
-    """Collapse spaces and dot leaders, keep paragraph breaks, rejoin words split by a hyphen."""
-    text = _newlines(raw.translate(_LIGATURES)).replace("\u00ad\n", "").replace("\u00ad", "")
-    paragraphs: list[str] = []
-    lines: list[str] = []
-    for line in text.split("\n"):
-        line = _SPACES.sub(" ", line).strip()
-        if line:
-            lines.append(line)
-        elif lines:
-            paragraphs.append("\n".join(lines))
-            lines = []
-    if lines:
-        paragraphs.append("\n".join(lines))
-    joined = _LEADERS.sub(r"\1\1\1", "\n\n".join(paragraphs))
-    return _HYPHEN_BREAK.sub(lambda m: "" if m.group(1).islower() else m.group(0), joined)
+    return unix_newlines(text)
 
 
 # --- Markdown ----------------------------------------------------------------------------------
@@ -302,7 +200,7 @@ _NAVIGATION_SHARE = 0.5  # a section whose text is mostly link texts is navigati
 def markdown_sections(text: str) -> list[Section]:
     """One Section of plain text per non-empty heading section, with its heading path; drops
     front matter and markup. A section that is mostly links joins the section before it."""
-    text = _newlines(text)
+    text = unix_newlines(text)
     match = _FRONT_MATTER.match(text)
     if match:
         text = text[match.end():]

@@ -4,33 +4,23 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import MILVUS_DOCS, PDFS, ROOT, SHARED
+from tests.helpers import MILVUS_DOCS, PDFS, ROOT, SHARED, RagCommand, rag_command
+from tests.helpers import json_lines as _lines
 from tests.llm_server import FakeGptOss, echo_quote
 
 
 @pytest.fixture
-def run(tmp_path: Path, llm: FakeGptOss):
-    env = {**os.environ, "MILVUS_URI": str(tmp_path / "kb.db"), "OPENAI_BASE_URL": llm.base_url,
-           "OPENAI_API_KEY": "test", "LLM_MODEL": "gpt-oss-20b", "PYTHONPATH": str(ROOT)}
-
-    def _run(*args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
-        result = subprocess.run([sys.executable, "-m", "rag", *args], capture_output=True,
-                                text=True, env=env, timeout=600, cwd=tmp_path)
-        if ok:
-            assert result.returncode == 0, result.stderr[-2000:]
-        return result
-
-    return _run
-
-
-def _lines(text: str) -> list[dict]:
-    return [json.loads(line) for line in text.splitlines() if line.strip()]
+def run(tmp_path: Path, llm: FakeGptOss) -> RagCommand:
+    """`rag` on tmp_path/kb.db, answering from the loopback gpt-oss server; output piped."""
+    return rag_command(tmp_path, OPENAI_BASE_URL=llm.base_url, OPENAI_API_KEY="test")
 
 
 def test_ingest_search_docs_rm(run, tmp_path: Path):
@@ -39,6 +29,8 @@ def test_ingest_search_docs_rm(run, tmp_path: Path):
     assert result.returncode == 1  # one file failed, the rest went in
     by_source = {r["source"]: r for r in _lines(result.stdout)}
     assert by_source[broken.name]["status"] == "failed" and by_source[broken.name]["reason"]
+    assert "startxref" not in result.stderr  # pypdf's repair warnings are debug logging
+    assert "Traceback" not in result.stderr
     assert {by_source[f]["status"] for f in ("product_faq.md", "operational_faq.md")} == {"added"}
 
     table = run("ingest", str(MILVUS_DOCS / "faq")).stdout
@@ -126,3 +118,92 @@ def test_eval_on_a_small_beir_dataset(run, tmp_path: Path):
         assert report[mode]["queries"] == len(wanted_queries)
         assert 0.3 < report[mode]["ndcg@10"] <= 1.0
         assert report[mode]["recall@100"] >= report[mode]["recall@10"]
+
+
+def test_piped_tables_keep_names_whole_and_lines_unwrapped(run, tmp_path: Path):
+    kb = tmp_path / "kb"
+    guide = kb / "userGuide" / "manage-indexes"
+    guide.mkdir(parents=True)
+    shutil.copy(MILVUS_DOCS / "faq" / "product_faq.md", guide / "index-vector-fields.md")
+    shutil.copy(PDFS / "nist-sp800-145-cloud-definition-7p.pdf", kb)
+    (kb / "diagram.png").write_bytes(b"\x89PNG\r\n")
+    ingested = run("ingest", str(kb)).stdout
+    assert "2 added; 1 file of other types (.png) skipped" in ingested
+    listed = run("docs").stdout
+    for table in (ingested, listed):
+        lines = table.splitlines()
+        assert any("userGuide/manage-indexes/index-vector-fields.md" in line for line in lines)
+        assert any("nist-sp800-145-cloud-definition-7p.pdf" in line for line in lines)
+        assert "…" not in table
+    found = run("search", "-k", "2", "What is the NIST definition of cloud computing?").stdout
+    assert "nist-sp800-145-cloud-definition-7p.pdf · p. " in found
+    assert len(max(found.splitlines(), key=len)) > 200  # a hit's text is one line, not wrapped
+
+    narrow = run("docs", COLUMNS="90").stdout  # a terminal's width: the path's middle goes
+    assert "userGuide/…/index-vector-fields.md" in narrow
+    assert "nist-sp800-145-cloud-definition-7p.pdf" in narrow
+    assert max(len(line) for line in narrow.splitlines()) <= 90
+
+
+def test_ask_renders_the_answer_then_the_sources(run):
+    run("ingest", str(PDFS / "nist-sp800-145-cloud-definition-7p.pdf"))
+    result = run("ask", "What are the essential characteristics of cloud computing?")
+    assert "Thinking…" in result.stderr
+    answer, _, table = result.stdout.partition("Sources")
+    assert "[1]" in answer and table
+    row = next(line for line in table.splitlines() if "[1]" in line)
+    assert "nist-sp800-145-cloud-definition-7p.pdf" in row and "yes" in row
+
+
+def test_choices_come_from_the_enums(run):
+    run("ingest", str(MILVUS_DOCS / "faq" / "product_faq.md"))
+    bad = run("search", "--mode", "fuzzy", "etcd?", ok=False)
+    assert bad.returncode == 2 and "fuzzy" in bad.stderr
+    assert all(mode in bad.stderr for mode in ("hybrid", "dense", "bm25"))
+    [found] = _lines(run("search", "--json", "--mode", "BM25", "-k", "2", "etcd?").stdout)
+    assert found["hits"] and all(h["dense_score"] is None for h in found["hits"])
+    effort = run("ask", "--effort", "extreme", "etcd?", ok=False)
+    assert effort.returncode == 2 and "low" in effort.stderr and "high" in effort.stderr
+
+
+def test_library_chatter_is_debug_logging(run):
+    broken = str(PDFS / "edge-truncated-nist-sp800-145.pdf")
+    quiet = run("ingest", broken, ok=False)
+    verbose = run("-v", "ingest", broken, ok=False)
+    assert quiet.returncode == verbose.returncode == 1
+    assert "pypdf" not in quiet.stderr and "pypdf" in verbose.stderr
+
+
+PINGS = textwrap.dedent("""
+    import sys, time
+    if sys.argv[1] == "configured":
+        from rag.logs import configure_logging
+        configure_logging("INFO")
+    from concurrent import futures
+    import grpc
+    # A server that turns down a second ping without data, as Milvus Lite's does pymilvus's.
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=1), options=[
+        ("grpc.http2.max_ping_strikes", 1),
+        ("grpc.http2.min_ping_interval_without_data_ms", 600_000)])
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    channel = grpc.insecure_channel(f"127.0.0.1:{port}", options=[
+        ("grpc.keepalive_time_ms", 200), ("grpc.keepalive_permit_without_calls", True),
+        ("grpc.http2.max_pings_without_data", 0)])
+    grpc.channel_ready_future(channel).result(timeout=10)
+    time.sleep(25)
+""")
+
+
+def test_grpc_goaway_lines_stay_off_the_console(tmp_path: Path):
+    """grpcio's C core logs the GOAWAY ... too_many_pings line at ERROR; configure_logging
+    (called before grpc is imported) keeps it off stderr. The plain run shows the line is
+    really produced."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GRPC_")}
+    env["PYTHONPATH"] = str(ROOT)
+    runs = {mode: subprocess.Popen([sys.executable, "-c", PINGS, mode], env=env, cwd=tmp_path,
+                                   stderr=subprocess.PIPE, text=True)
+            for mode in ("plain", "configured")}
+    stderr = {mode: process.communicate(timeout=120)[1] for mode, process in runs.items()}
+    assert "too_many_pings" in stderr["plain"]
+    assert "too_many_pings" not in stderr["configured"] and "GOAWAY" not in stderr["configured"]

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 from pathlib import Path
 
 import pytest
 from pypdf import PdfReader
 
 from rag.errors import DocumentNotFoundError, ModelMismatchError
-from rag.ingest import Ingestor
+from rag.ingest import Ingestor, Progress
 from rag.retrieval import Retriever
 from rag.store import MilvusStore
-from tests.conftest import MILVUS_DOCS, PDFS
+from tests.helpers import MILVUS_DOCS, PDFS
 
 GOOD_PDFS = sorted(p.name for p in PDFS.glob("*.pdf") if not p.name.startswith("edge-"))
 
@@ -190,3 +191,70 @@ def test_a_bad_name_fails_alone_and_the_rest_of_the_batch_is_stored(tmp_path: Pa
     assert any("bytes long" in reason and "shorten" in reason for reason in failed.values())
     assert all("\udce9" not in source for source in results)  # printable names only
     assert [d.source for d in store.list_documents()] == ["good.md"]
+
+
+def test_progress_is_a_monotone_fraction_of_the_whole_job(tmp_path: Path, store: MilvusStore,
+                                                          embedder):
+    folder = tmp_path / "kb"
+    shutil.copytree(MILVUS_DOCS / "faq", folder / "faq")
+    shutil.copy(PDFS / "nist-sp800-145-cloud-definition-7p.pdf", folder)
+    shutil.copy(PDFS / "edge-truncated-nist-sp800-145.pdf", folder)
+    (folder / "faq" / "diagram.png").write_bytes(b"\x89PNG\r\n")
+    loose = tmp_path / "notes.docx"
+    loose.write_text("not a document type")
+    events: list[Progress] = []
+    # groups of 64 chunks, which the encoder gets in its own batches of 32
+    ingestor = Ingestor(store, embedder, batch_size=64)
+    results = {r.source: r for r in ingestor.ingest_paths([folder, loose], events.append)}
+
+    assert "faq/diagram.png" not in results  # other types in a folder are not picked up
+    assert results["notes.docx"].status == "failed"
+    assert "unsupported file type (.docx)" in results["notes.docx"].reason
+    assert results["edge-truncated-nist-sp800-145.pdf"].status == "failed"
+    fractions = [p.fraction for p in events]
+    assert all(0.0 <= f <= 1.0 for f in fractions)
+    assert fractions == sorted(fractions), "progress went backwards"
+    assert fractions[-1] == 1.0 and events[-1].stage == "done"
+    done = [sum(p.stage == "done" for p in events[:i + 1]) for i in range(len(events))]
+    assert [f == 1.0 for f in fractions] == [n == len(results) for n in done]
+    assert {p.total for p in events} == {len(results)}
+    assert sorted(p.index for p in events if p.stage == "done") == list(range(1, 8))
+
+    pdf = "nist-sp800-145-cloud-definition-7p.pdf"
+    mine = [p for p in events if p.source == pdf]
+    pages = [p.page for p in mine if p.stage == "parsing" and p.page]
+    assert pages == list(range(1, 8)) and {p.pages for p in mine[1:]} == {7}
+    embedded = [p.embedded for p in mine if p.stage == "embedding"]
+    assert embedded == sorted(embedded) and embedded[-1] == results[pdf].chunks
+    assert any(0 < n < results[pdf].chunks for n in embedded), "no batch-by-batch progress"
+    assert mine[-1].chunks == mine[-1].expected == results[pdf].chunks
+    stages = {p.stage for p in events}
+    assert stages == {"parsing", "embedding", "storing", "done"}
+    etas = [p.eta for p in events if p.eta is not None]
+    assert events[0].eta is None and all(e >= 0 for e in etas)
+
+
+def test_progress_lines():
+    line = Progress(2, 5, "report.pdf", "embedding", chunks=96, page=64, pages=64,
+                    fraction=0.4, eta=42.4, embedded=120, expected=480).describe()
+    assert line == "report.pdf (2/5): embedding 120/480 chunks · 0:42 left"
+    reading = Progress(1, 1, "big.pdf", "embedding", page=40, pages=605, fraction=0.03,
+                       embedded=32)
+    assert reading.describe() == "big.pdf (1/1): embedding 32 chunks (page 40/605 read)"
+    assert Progress(3, 9, "a.md", "parsing", eta=3725).describe() == \
+        "a.md (3/9): parsing · 1:02:05 left"
+    assert Progress(9, 9, "a.md", "done", fraction=1.0, eta=0.0).describe() == "a.md (9/9): done"
+
+
+def test_each_file_reports_its_own_seconds(tmp_path: Path, store: MilvusStore, embedder):
+    folder = tmp_path / "notes"
+    folder.mkdir()
+    for n in range(30):
+        (folder / f"n{n:02}.md").write_text(f"# Note {n}\n\nThe note's code word is w{n}.\n")
+    started = time.perf_counter()
+    results = Ingestor(store, embedder, batch_size=256).ingest_paths([folder])
+    wall = time.perf_counter() - started
+    assert [r.status for r in results] == ["added"] * 30
+    # One group holds all 30 files: each is charged its share of it, not the whole of it.
+    assert sum(r.seconds for r in results) <= wall
+    assert all(0 < r.seconds < wall / 5 for r in results)

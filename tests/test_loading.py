@@ -13,16 +13,17 @@ from pypdf import PdfReader, PdfWriter
 from rag.errors import LoaderError
 from rag.loading import (
     SUPPORTED_EXTENSIONS,
+    SUPPORTED_TYPES,
+    document_name,
+    find_files,
     iter_files,
     load,
     normalise_pdf_text,
     without_running_lines,
 )
 from rag.schema import Section
+from tests.helpers import FAQ, PDFS, SHARED
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
-PDFS = SHARED / "pdfs"
-FAQ = SHARED / "milvus-docs" / "faq"
 BROKEN = {"edge-encrypted-aes256-nist-sp800-145.pdf", "edge-truncated-nist-sp800-145.pdf"}
 GOOD_PDFS = sorted(p for p in PDFS.glob("*.pdf") if p.name not in BROKEN)
 
@@ -151,7 +152,7 @@ def test_binary_file_named_txt_fails(tmp_path: Path) -> None:
 
 
 def test_undecodable_bytes_mean_binary(tmp_path: Path) -> None:
-    path = tmp_path / "data.log"
+    path = tmp_path / "data.text"  # a text type, so the content decides
     data = gzip.compress((FAQ / "product_faq.md").read_bytes()).replace(b"\x00", b"")
     path.write_bytes(data)
     with pytest.raises(LoaderError, match="binary content"):
@@ -302,6 +303,48 @@ def test_iter_files_on_real_folder() -> None:
     nested = {source for _, source in iter_files([SHARED / "milvus-docs"])}
     assert "faq/product_faq.md" in nested
     assert ".pdf" in SUPPORTED_EXTENSIONS and ".md" in SUPPORTED_EXTENSIONS
+
+
+@pytest.mark.parametrize("name", ["notes.docx", "data.log", "README", "photo.PNG"])
+def test_a_file_of_another_type_fails_before_it_is_read(tmp_path: Path, name: str) -> None:
+    path = tmp_path / name
+    path.write_text("# A heading\n\nPlain words that would load as text.\n")
+    with pytest.raises(LoaderError) as info:
+        load(path, f"given/{name}")
+    assert info.value.source == f"given/{name}"
+    suffix = path.suffix.lower()
+    assert f"unsupported file type ({suffix or 'no extension'})" in info.value.reason
+    assert SUPPORTED_TYPES in info.value.reason
+    for extension in SUPPORTED_EXTENSIONS:  # the message names every type, from the one list
+        assert extension in SUPPORTED_TYPES
+
+
+def test_document_names_follow_one_rule(tmp_path: Path) -> None:
+    root = tmp_path / "docs"
+    nested = root / "reference" / "index.md"
+    assert document_name(nested, root) == "reference/index.md"
+    assert document_name(nested) == "index.md"  # given by itself (or uploaded)
+    assert document_name("C:/uploads/tmp123/index.md") == "index.md"
+    found = find_files([root.parent / "missing.md", nested])
+    assert [name for _, name in found.files] == ["missing.md", "index.md"]
+
+
+def test_find_files_skips_other_types_in_folders_and_counts_them(tmp_path: Path) -> None:
+    root = tmp_path / "kb"
+    (root / "img").mkdir(parents=True)
+    (root / "guide.md").write_text("# G\n")
+    (root / "img" / "a.png").write_bytes(b"\x89PNG")
+    (root / "img" / "b.png").write_bytes(b"\x89PNG")
+    (root / "conf.yaml").write_text("a: 1\n")
+    (root / ".cache.bin").write_bytes(b"x")  # hidden: neither a document nor counted
+    loose = tmp_path / "notes.docx"
+    loose.write_text("given directly")
+    found = find_files([root, loose])
+    assert found.files == [(root / "guide.md", "guide.md"), (loose, "notes.docx")]
+    assert sorted(p.name for p in found.ignored) == ["a.png", "b.png", "conf.yaml"]
+    assert found.ignored_summary() == "3 files of other types (.png ×2, .yaml)"
+    assert find_files([root / "guide.md"]).ignored_summary() == ""
+    assert list(iter_files([root, loose])) == found.files
 
 
 _BARE_PAGE_NUMBER = re.compile(r"(?:\d{1,4}|[ivx]{1,5}|Page \d+ of \d+)")

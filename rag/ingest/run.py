@@ -1,148 +1,55 @@
-"""Ingestion: load, chunk, embed and store files; each file is all-or-nothing.
-
-Chunks of consecutive files share embedding batches, so many small files cost no more to encode
-than one big one. A file becomes visible only when all its chunks are stored (see rag.store).
-"""
+"""One ingest run: documents read in order, their chunks embedded and stored in shared groups,
+each document committed once all its chunks are stored, or failed alone."""
 
 from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass
-from pathlib import Path
-from typing import Any, Literal
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
 
 from rag.chunking import chunk_sections
-from rag.embedding import Embedder
 from rag.errors import EmbeddingError, LoaderError, StoreError
+from rag.ingest.progress import FileWork, Stage, Tracker
+from rag.ingest.results import IngestResult, Status, check_name, displayable, embedding_text
 from rag.lexical import analyze
-from rag.loading import LoadedDocument, iter_files, load
-from rag.schema import Chunk, DocumentInfo
-from rag.store import MAX_NAME_BYTES, MilvusStore
+from rag.loading import LoadedDocument
+from rag.schema import Chunk, DocumentInfo, Section
+from rag.sentences import sentence_spans
 
-Status = Literal["added", "replaced", "skipped", "failed"]
-Stage = Literal["parsing", "embedding", "storing", "done"]
+if TYPE_CHECKING:
+    from rag.ingest.ingestor import Ingestor
 
-
-@dataclass(slots=True)
-class IngestResult:
-    """What happened to one file."""
-
-    source: str
-    status: Status
-    pages: int | None = None
-    chunks: int = 0
-    reason: str = ""
-    seconds: float = 0.0
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form."""
-        return asdict(self)
-
-
-@dataclass(slots=True)
-class Progress:
-    """Where an ingest run is: file `index` of `total`, at `stage`, `chunks` of it stored."""
-
-    index: int
-    total: int
-    source: str
-    stage: Stage
-    chunks: int = 0
-    page: int | None = None
-    pages: int | None = None
-
-
-ProgressCallback = Callable[[Progress], None]
-DocumentSource = tuple[str, Callable[[], LoadedDocument]]
-
-
-def displayable(source: str) -> str:
-    """The name as it can be shown: bytes that were not UTF-8 become U+FFFD."""
-    return source.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
-
-
-def check_name(source: str) -> None:
-    """Raise LoaderError for a document name the store cannot keep, before any work is done."""
-    shown = displayable(source)
-    if shown != source:
-        raise LoaderError(shown, "the file name is not valid UTF-8; rename the file and add it "
-                                 "again")
-    size = len(source.encode("utf-8"))
-    if size > MAX_NAME_BYTES:
-        raise LoaderError(shown[:80] + "…", f"the name is {size} bytes long (with its folders); "
-                          f"at most {MAX_NAME_BYTES} are kept, so shorten it")
-
-
-def embedding_text(chunk: Chunk) -> str:
-    """What the encoder and BM25 see: the heading path, then the chunk text."""
-    heading = chunk.heading_path
-    return f"{heading}\n{chunk.text}" if heading else chunk.text
+_ENCODER_BATCH = 32  # texts per encoder call when the embedder does not say
 
 
 @dataclass(slots=True, eq=False)
 class _Job:
-    index: int
-    source: str
-    started: float
+    work: FileWork
     doc: LoadedDocument | None = None
     version: str = ""
     replacing: bool = False
     begun: bool = False
-    stored: int = 0
-    page: int | None = None
     result: IngestResult | None = None
     buffered: int = 0
     finished: bool = False
+    seconds: float = 0.0  # this file's own time so far
+    reading_since: float | None = None  # while its sections are being read and chunked
+
+    @property
+    def source(self) -> str:
+        return self.work.source
 
 
-class Ingestor:
-    """Turns files into stored, searchable chunks."""
-
-    def __init__(self, store: MilvusStore, embedder: Embedder, *, chunk_tokens: int = 200,
-                 chunk_overlap: int = 40, batch_size: int = 256) -> None:
-        """`batch_size` chunks are embedded and stored together. The embedder sorts them by
-        length into its own smaller batches, so a larger group pads less (ONNX fp32: 26 chunks/s
-        in groups of 32, 34 in groups of 256)."""
-        self.store = store
-        self.embedder = embedder
-        self.chunk_tokens = chunk_tokens
-        self.chunk_overlap = chunk_overlap
-        self.batch_size = batch_size
-
-    def ingest_paths(self, paths: Iterable[Path | str],
-                     progress: ProgressCallback | None = None) -> list[IngestResult]:
-        """Ingest files and folders (recursively); a bad file fails alone."""
-        files = list(iter_files(Path(p) for p in paths))
-        sources: list[DocumentSource] = [
-            (source, lambda path=path, source=source: load(path, source))
-            for path, source in files
-        ]
-        return self.ingest_documents(sources, progress=progress)
-
-    def ingest_documents(self, documents: Iterable[DocumentSource] | list[DocumentSource],
-                         progress: ProgressCallback | None = None) -> list[IngestResult]:
-        """Ingest (source, loader) pairs in order, then flush; returns one result per document."""
-        run = _Run(self, progress, total=len(documents) if isinstance(documents, list) else 0)
-        try:
-            for index, (source, loader) in enumerate(documents, start=1):
-                run.add(index, source, loader)
-            run.drain()
-        except BaseException:
-            run.abort_open()  # Ctrl-C or a crash: nothing half-stored stays visible
-            raise
-        self.store.flush()
-        return run.results()
-
-
-class _Run:
+class Run:
     """One ingest run: a FIFO buffer of chunks from consecutive documents."""
 
-    def __init__(self, ingestor: Ingestor, progress: ProgressCallback | None, total: int):
+    def __init__(self, ingestor: Ingestor, tracker: Tracker):
         self.ing = ingestor
-        self.report = progress or (lambda _p: None)
-        self.total = total
+        self.tracker = tracker
         self.jobs: list[_Job] = []
         self.open: list[_Job] = []  # begun, not yet committed or aborted
         self.buffer: list[tuple[_Job, Chunk]] = []
@@ -152,42 +59,62 @@ class _Run:
         self.stored_by_sha: dict[str, DocumentInfo] = {}
 
     def _progress(self, job: _Job, stage: Stage) -> None:
-        pages = job.doc.pages if job.doc else None
-        self.report(Progress(job.index, max(self.total, job.index), job.source, stage,
-                             job.stored, job.page, pages))
+        self.tracker.report(job.work, stage)
 
     def _finish(self, job: _Job, result: IngestResult) -> None:
-        result.seconds = round(time.perf_counter() - job.started, 3)
+        self._stop_reading(job)
+        result.seconds = round(job.seconds, 3)
         job.result = result
         self._progress(job, "done")
 
+    @staticmethod
+    def _stop_reading(job: _Job) -> None:
+        if job.reading_since is not None:
+            job.seconds += time.perf_counter() - job.reading_since
+            job.reading_since = None
+
     def add(self, index: int, source: str, loader: Callable[[], LoadedDocument]) -> None:
-        job = _Job(index, displayable(source), time.perf_counter())
+        job = _Job(self.tracker.work(index, displayable(source)),
+                   reading_since=time.perf_counter())
         self.jobs.append(job)
         self._progress(job, "parsing")
         try:
             check_name(source)
             job.doc = loader()
+            job.work.kind, job.work.pages = job.doc.kind, job.doc.pages
             if self._skip(job):
                 return
             job.version = hashlib.sha256(f"{source}\0{job.doc.sha256}".encode()).hexdigest()[:32]
             self.open.append(job)  # begun in the store with the first batch holding its chunks
             for chunk in chunk_sections(
-                job.doc.sections, doc_id=source, version=job.version, source=source,
+                self._reading(job), doc_id=source, version=job.version, source=source,
                 count_tokens=self.ing.embedder.count_tokens,
                 max_tokens=self.ing.chunk_tokens, overlap=self.ing.chunk_overlap,
             ):
                 self.buffer.append((job, chunk))
                 job.buffered += 1
+                job.work.made += 1
                 if len(self.buffer) >= self.ing.batch_size:
+                    self._stop_reading(job)
                     self._write_batch()
                     if job.result is not None:  # the batch failed, and this file with it
                         return
+                    job.reading_since = time.perf_counter()
         except (LoaderError, EmbeddingError, StoreError) as exc:
             self._fail(job, exc)
             return
-        job.finished = True
+        self._stop_reading(job)
+        job.finished = job.work.read = True
         self._commit_ready()
+
+    def _reading(self, job: _Job) -> Iterator[Section]:
+        """The document's sections, reporting each page as it is read."""
+        assert job.doc is not None
+        for section in job.doc.sections:
+            if section.page is not None and section.page != job.work.page:
+                job.work.page = section.page
+                self._progress(job, "parsing")
+            yield section
 
     def _skip(self, job: _Job) -> bool:
         doc = job.doc
@@ -232,29 +159,70 @@ class _Run:
         batch, self.buffer = self.buffer, []
         if not batch:
             return
+        started = time.perf_counter()
         jobs = list(dict.fromkeys(j for j, _ in batch))
         chunks = [c for _, c in batch]
-        for job in jobs:
-            job.page = max((c.page_end or c.page or 0 for j, c in batch if j is job), default=0)
-            self._progress(job, "embedding")
         texts = [embedding_text(c) for c in chunks]
         try:
             new = [job for job in jobs if not job.begun]
             self.ing.store.begin_versions([(j.source, j.version, j.source) for j in new])
             for job in new:
                 job.begun = True
-            vectors = self.ing.embedder.embed(texts)
+            vectors, sentences = self._embed(batch, texts, jobs)
             for job in jobs:
                 self._progress(job, "storing")
             self.ing.store.insert_chunks(chunks, vectors, [analyze(t) for t in texts],
-                                         [j.version for j, _ in batch])
+                                         [j.version for j, _ in batch], sentences)
         except (EmbeddingError, StoreError) as exc:
+            self._charge([j for j, _ in batch], started)
             for job in jobs:
                 self._fail(job, exc)
             return
+        self._charge([j for j, _ in batch], started)
         for job, _ in batch:
-            job.stored += 1
+            job.work.stored += 1
             job.buffered -= 1
+
+    def _embed(self, batch: list[tuple[_Job, Chunk]], texts: list[str],
+               jobs: list[_Job]) -> tuple[np.ndarray, list[np.ndarray] | None]:
+        """The texts' vectors and their chunks' sentence vectors (None when the embedder makes
+        none), asked of the encoder one of its batches at a time, longest text first (the
+        order it would give the whole group itself), reporting each batch."""
+        for job in jobs:
+            self._progress(job, "embedding")
+        step = max(int(getattr(self.ing.embedder, "batch_size", 0) or _ENCODER_BATCH), 1)
+        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+        parts = []
+        sentences: list[np.ndarray] | None = [] if self.ing.embedder.makes_sentences else None
+        for start in range(0, len(order), step):
+            rows = order[start:start + step]
+            chunk_texts = [batch[i][1].text for i in rows]
+            vectors, pooled = self.ing.embedder.embed_sentences(
+                [texts[i] for i in rows], [sentence_spans(t) for t in chunk_texts],
+                [len(texts[i]) - len(t) for i, t in zip(rows, chunk_texts, strict=True)])
+            parts.append(vectors)
+            if sentences is not None and pooled is not None:
+                sentences.extend(pooled)
+            for i in rows:
+                batch[i][0].work.embedded += 1
+            for job in dict.fromkeys(batch[i][0] for i in rows):
+                self._progress(job, "embedding")
+        vectors = np.concatenate(parts)
+        ordered = np.empty_like(vectors)
+        ordered[order] = vectors
+        if sentences is None:
+            return ordered, None
+        by_text: list[np.ndarray] = [np.empty(0)] * len(texts)
+        for i, own in zip(order, sentences, strict=True):
+            by_text[i] = own
+        return ordered, by_text
+
+    @staticmethod
+    def _charge(jobs: list[_Job], started: float) -> None:
+        """Share the time since `started` among the jobs, one share per entry."""
+        share = (time.perf_counter() - started) / max(len(jobs), 1)
+        for job in jobs:
+            job.seconds += share
 
     def _commit_ready(self) -> None:
         """Commit, in one store switch, every document whose chunks are all written."""
@@ -264,7 +232,7 @@ class _Run:
             self.open.remove(job)
             doc = job.doc
             assert doc is not None
-            if job.stored == 0:
+            if job.work.stored == 0:
                 if job.begun:
                     self.ing.store.abort_version(job.source, job.version)
                 self._finish(job, IngestResult(job.source, "failed", doc.pages,
@@ -272,20 +240,23 @@ class _Run:
                 continue
             commits.append((job, DocumentInfo(doc_id=job.source, source=job.source,
                                               sha256=doc.sha256, kind=doc.kind, pages=doc.pages,
-                                              chunks=job.stored, added_at=time.time())))
+                                              chunks=job.work.stored, added_at=time.time())))
         if not commits:
             return
+        started = time.perf_counter()
         try:
             self.ing.store.commit_versions([(info, job.version) for job, info in commits])
         except StoreError as exc:
+            self._charge([job for job, _ in commits], started)
             for job, info in commits:
                 self.ing.store.abort_version(job.source, job.version)
                 self._finish(job, IngestResult(job.source, "failed", info.pages,
                                                reason=str(exc)))
             return
+        self._charge([job for job, _ in commits], started)
         for job, info in commits:
             status: Status = "replaced" if job.replacing else "added"
-            self._finish(job, IngestResult(job.source, status, info.pages, job.stored))
+            self._finish(job, IngestResult(job.source, status, info.pages, job.work.stored))
 
     def drain(self) -> None:
         """Write what is buffered and commit every finished document."""

@@ -1,0 +1,73 @@
+"""The Ingestor: files, folders or (name, loader) pairs into stored, searchable chunks."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from functools import partial
+from pathlib import Path
+
+from rag.embedding import Embedder
+from rag.ingest.progress import ProgressCallback, Tracker
+from rag.ingest.results import IngestResult
+from rag.ingest.run import Run
+from rag.loading import LoadedDocument, find_files, load
+from rag.store import MilvusStore
+
+DocumentSource = tuple[str, Callable[[], LoadedDocument]]
+
+
+class Ingestor:
+    """Turns files into stored, searchable chunks."""
+
+    def __init__(self, store: MilvusStore, embedder: Embedder, *, chunk_tokens: int = 200,
+                 chunk_overlap: int = 40, batch_size: int = 256) -> None:
+        """`batch_size` chunks are embedded and stored together. They go to the encoder in its
+        own batches, longest first, so a larger group pads less (ONNX fp32: 26 chunks/s in
+        groups of 32, 34 in groups of 256) and progress still moves batch by batch."""
+        self.store = store
+        self.embedder = embedder
+        self.chunk_tokens = chunk_tokens
+        self.chunk_overlap = chunk_overlap
+        self.batch_size = batch_size
+
+    def ingest_paths(self, paths: Iterable[Path | str],
+                     progress: ProgressCallback | None = None) -> list[IngestResult]:
+        """Ingest files and folders (recursively, documents only: see find_files); a bad file
+        fails alone."""
+        return self.ingest_files(find_files(paths).files, progress=progress)
+
+    def ingest_files(self, files: Iterable[tuple[Path, str]],
+                     progress: ProgressCallback | None = None) -> list[IngestResult]:
+        """Ingest (path, document name) pairs, the names from document_name; a file of another
+        type fails alone with the reason. Progress weighs the files by size."""
+        files = list(files)
+        documents = [(source, partial(load, path, source)) for path, source in files]
+        return self.ingest_documents(documents, progress=progress,
+                                     sizes=[_size(path) for path, _ in files])
+
+    def ingest_documents(self, documents: Iterable[DocumentSource],
+                         progress: ProgressCallback | None = None,
+                         sizes: Sequence[int | None] | None = None) -> list[IngestResult]:
+        """Ingest (source, loader) pairs in order, then flush; returns one result per document.
+        `sizes` (bytes) weigh the documents in the progress fractions; without them they weigh
+        alike."""
+        documents = list(documents)
+        if sizes is not None and len(sizes) != len(documents):
+            raise ValueError(f"{len(sizes)} sizes for {len(documents)} documents")
+        run = Run(self, Tracker(progress, list(sizes or [None] * len(documents))))
+        try:
+            for index, (source, loader) in enumerate(documents, start=1):
+                run.add(index, source, loader)
+            run.drain()
+        except BaseException:
+            run.abort_open()  # Ctrl-C or a crash: nothing half-stored stays visible
+            raise
+        self.store.flush()
+        return run.results()
+
+
+def _size(path: Path) -> int | None:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return None  # load() reports why

@@ -1,0 +1,183 @@
+"""Read a PDF's pages as text, lazily: pypdf's extraction, normalised, without the running
+headers, footers and page numbers."""
+
+from __future__ import annotations
+
+import io
+import re
+import struct
+import zlib
+from collections import Counter, deque
+from collections.abc import Iterable, Iterator
+
+from pypdf import PasswordType, PdfReader
+from pypdf.errors import DependencyError, PyPdfError
+
+from rag.errors import LoaderError
+from rag.schema import Section
+
+# What pypdf raises on broken files besides its own errors (it has no single base class).
+_PDF_ERRORS: tuple[type[BaseException], ...] = (
+    PyPdfError, ValueError, KeyError, TypeError, AttributeError, IndexError,
+    ZeroDivisionError, AssertionError, NotImplementedError, RecursionError,
+    OSError, zlib.error, struct.error,
+)
+
+_LIGATURES = str.maketrans({
+    "\ufb00": "ff", "\ufb01": "fi", "\ufb02": "fl", "\ufb03": "ffi", "\ufb04": "ffl",
+    "\ufb05": "st", "\ufb06": "st",
+    "\uf0a7": "•", "\uf0b7": "•",  # bullets of Symbol/Wingdings fonts, in the private use area
+})
+_SPACES = re.compile(r"[^\S\n]+")
+_LEADERS = re.compile(r"([._=*·-])(?: ?\1){3,}")  # dot leaders and rules of a table of contents
+_DIGITS = re.compile(r"\d+")
+_BLANK_RUNS = re.compile(r"\n{3,}")
+# A bare page number at the top or bottom of a page: "3", "- 3 -", "iv", "Page 3", "Page 3 of 64".
+_PAGE_NUMBER = re.compile(
+    r"(?:(?i:page)\s*)?(?:\d{1,5}|(?=[ivxlc])c{0,3}(?:xc|xl|l?x{0,3})(?:ix|iv|v?i{0,3})"
+    r"|[-–—]\s*\d{1,5}\s*[-–—])"
+    r"(?:\s*(?:(?i:of)|/)\s*\d{1,5})?"
+)
+_PAGE_WINDOW = 8  # pages before and after a page that are compared with it
+_EDGE_LINES = 4  # non-blank lines at the top and at the bottom of a page that may be running
+_RUNNING_PAGES = 3  # a running line is at the edge of this many pages, and of half the window
+_RUNNING_KEY_CHARS = 4  # shorter lines count as running only when they are page numbers
+_RUNNING_KEY_LENGTH = 40  # characters at the start of a line that are compared
+_HYPHEN_BREAK = re.compile(r"(?<=[^\W\d_])-\n(?=([^\W\d_]))")
+
+
+def unix_newlines(text: str) -> str:
+    """Unix line ends."""
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def open_pdf(data: bytes, source: str) -> tuple[PdfReader, int]:
+    """Open and, if needed, decrypt a PDF with the empty password; returns it and its page count."""
+    try:
+        reader = PdfReader(io.BytesIO(data))
+        encrypted = reader.is_encrypted
+    except _PDF_ERRORS as exc:
+        raise LoaderError(source, f"damaged or truncated PDF ({exc})") from exc
+    if encrypted:
+        try:
+            opened = reader.decrypt("")
+        except DependencyError as exc:
+            raise LoaderError(source, f"encrypted PDF needs a missing package ({exc})") from exc
+        except _PDF_ERRORS as exc:
+            raise LoaderError(source, f"damaged or truncated PDF ({exc})") from exc
+        if opened == PasswordType.NOT_DECRYPTED:
+            raise LoaderError(
+                source, "encrypted (password-protected); remove the password and upload again"
+            )
+    try:
+        pages = len(reader.pages)
+    except _PDF_ERRORS as exc:
+        raise LoaderError(source, f"damaged or truncated PDF ({exc})") from exc
+    if pages == 0:
+        raise LoaderError(source, "the PDF has no pages")
+    return reader, pages
+
+
+def pdf_sections(reader: PdfReader, pages: int, source: str) -> Iterator[Section]:
+    """One Section per page with text, extracted as it is asked for (a few pages ahead, to
+    recognise running headers and footers)."""
+    found = False
+    for number, text in without_running_lines(_page_texts(reader, pages, source)):
+        if text:
+            found = True
+            yield Section(text=text, page=number)
+    if not found:
+        raise LoaderError(source, "no extractable text (scanned image PDF?)")
+
+
+def _page_texts(reader: PdfReader, pages: int, source: str) -> Iterator[tuple[int, str]]:
+    """(page number, normalised text) of each page, extracted lazily."""
+    for number in range(1, pages + 1):
+        try:
+            raw = reader.pages[number - 1].extract_text()
+        except _PDF_ERRORS as exc:
+            raise LoaderError(
+                source, f"damaged or truncated PDF (page {number}: {exc})"
+            ) from exc
+        yield number, normalise_pdf_text(raw)
+
+
+def without_running_lines(pages: Iterable[tuple[int, str]]) -> Iterator[tuple[int, str]]:
+    """Pages without their running headers, footers and page numbers: lines at the top or
+    bottom of a page that are page numbers, or that (digits aside) are also at the top or
+    bottom of at least half the other pages near it (and of two at least). Reads at most
+    _PAGE_WINDOW pages ahead and keeps as many behind."""
+    buffer: deque[tuple[int, list[str], frozenset[str]]] = deque()
+    position = 0  # index in buffer of the next page to give out
+    for number, text in pages:
+        lines = text.split("\n")
+        buffer.append((number, lines, _edge_keys(lines)))
+        while len(buffer) - 1 - position >= _PAGE_WINDOW:
+            yield _strip_page(buffer, position)
+            position += 1
+            if position > _PAGE_WINDOW:
+                buffer.popleft()
+                position -= 1
+    while position < len(buffer):
+        yield _strip_page(buffer, position)
+        position += 1
+
+
+def _line_key(line: str) -> str:
+    """A line compared across pages: lower case, digit runs as one 0, spaces collapsed, and
+    only its start (extraction sometimes runs a footer into the line after it)."""
+    return " ".join(_DIGITS.sub("0", line.lower()).split())[:_RUNNING_KEY_LENGTH]
+
+
+def _edges(lines: list[str]) -> tuple[list[int], list[int]]:
+    """Indices of the non-blank lines at the top of a page, and at its bottom from the last
+    line up; on a short page the top takes no more than its first half."""
+    filled = [i for i, line in enumerate(lines) if line]
+    half = (len(filled) + 1) // 2
+    return filled[:min(_EDGE_LINES, half)], filled[half:][::-1][:_EDGE_LINES]
+
+
+def _edge_keys(lines: list[str]) -> frozenset[str]:
+    """The keys of a page's edge lines long enough to count as a running header or footer."""
+    top, bottom = _edges(lines)
+    keys = (_line_key(lines[i]) for i in top + bottom)
+    return frozenset(k for k in keys if len(k) >= _RUNNING_KEY_CHARS)
+
+
+def _strip_page(buffer: deque[tuple[int, list[str], frozenset[str]]],
+                index: int) -> tuple[int, str]:
+    """Page `index` of the buffer without running lines at its top and bottom."""
+    number, lines, _ = buffer[index]
+    others = Counter(key for j, (_, _, keys) in enumerate(buffer) if j != index for key in keys)
+    needed = max(_RUNNING_PAGES - 1, len(buffer) // 2)  # and at least half the others
+
+    def running(line: str) -> bool:
+        return _PAGE_NUMBER.fullmatch(line) is not None or others[_line_key(line)] >= needed
+
+    drop: set[int] = set()
+    for edge in _edges(lines):
+        # up to the innermost running line: a line between two running ones is theirs too
+        marks = [n for n, i in enumerate(edge) if running(lines[i])]
+        drop.update(edge[:marks[-1] + 1] if marks and marks[0] == 0 else [])
+    if not drop:
+        return number, "\n".join(lines)
+    kept = "\n".join(line for i, line in enumerate(lines) if i not in drop)
+    return number, _BLANK_RUNS.sub("\n\n", kept).strip()
+
+
+def normalise_pdf_text(raw: str) -> str:
+    """Collapse spaces and dot leaders, keep paragraph breaks, rejoin words split by a hyphen."""
+    text = unix_newlines(raw.translate(_LIGATURES)).replace("\u00ad\n", "").replace("\u00ad", "")
+    paragraphs: list[str] = []
+    lines: list[str] = []
+    for line in text.split("\n"):
+        line = _SPACES.sub(" ", line).strip()
+        if line:
+            lines.append(line)
+        elif lines:
+            paragraphs.append("\n".join(lines))
+            lines = []
+    if lines:
+        paragraphs.append("\n".join(lines))
+    joined = _LEADERS.sub(r"\1\1\1", "\n\n".join(paragraphs))
+    return _HYPHEN_BREAK.sub(lambda m: "" if m.group(1).islower() else m.group(0), joined)
