@@ -11,6 +11,9 @@ from typing import Protocol
 import numpy as np
 
 from rag.errors import EmbeddingError
+from rag.sentences import pool
+
+TokenOutput = tuple[np.ndarray, np.ndarray, list[tuple[int, int]]]
 
 BUNDLED_MODEL = "all-MiniLM-L6-v2"
 _BUNDLED_ALIASES = {BUNDLED_MODEL, f"sentence-transformers/{BUNDLED_MODEL}"}
@@ -32,6 +35,16 @@ class Embedder(Protocol):
 
     def count_tokens(self, texts: list[str]) -> list[int]:
         """Tokens of each text as the model sees it, without special tokens."""
+        ...
+
+    @property
+    def makes_sentences(self) -> bool:
+        """True when embed_sentences returns sentence vectors (a local encoder)."""
+        ...
+
+    def embed_sentences(self, texts: Sequence[str], spans: Sequence[Sequence[tuple[int, int]]],
+                        shifts: Sequence[int]) -> tuple[np.ndarray, list[np.ndarray] | None]:
+        """Embed documents and, where the encoder allows, each span (sentence) of each."""
         ...
 
 
@@ -150,6 +163,50 @@ class LocalEmbedder:
         """Embed one search query."""
         return self.embed([text])[0]
 
+    def embed_sentences(self, texts: Sequence[str], spans: Sequence[Sequence[tuple[int, int]]],
+                        shifts: Sequence[int]) -> tuple[np.ndarray, list[np.ndarray]]:
+        """Embed documents, and each span of each (its sentences) from the same encoding.
+
+        Returns the texts' vectors (as `embed`) and, per text, one vector per span that the
+        encoder reached (rag.sentences.pool); a text's spans start `shifts[i]` characters in.
+        """
+        if not len(texts) == len(spans) == len(shifts):
+            raise ValueError("texts, spans and shifts must match in length")
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32), []
+        outputs = self._token_outputs(list(texts))
+        vectors = np.asarray([vector for vector, _, _ in outputs], dtype=np.float32)
+        sentences = [pool(tokens, offsets, own, shift) for (_, tokens, offsets), own, shift
+                     in zip(outputs, spans, shifts, strict=True)]
+        return vectors, sentences
+
+    makes_sentences = True  # token vectors come from the local encoder itself
+
+    def _token_outputs(self, texts: list[str]) -> list[TokenOutput]:
+        """Per text: its vector, its token vectors and their character offsets."""
+        if self.runtime in ("onnx", "onnx-int8"):
+            return self._encoder.encode_tokens(texts, batch_size=self.batch_size)
+        import torch
+
+        model = self._encoder
+        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+        out: dict[int, TokenOutput] = {}
+        for start in range(0, len(order), self.batch_size):
+            rows = order[start:start + self.batch_size]
+            features = model.tokenizer([texts[i] for i in rows], padding=True, truncation=True,
+                                       max_length=model.max_seq_length,
+                                       return_offsets_mapping=True, return_tensors="pt")
+            offsets = features.pop("offset_mapping").tolist()
+            with torch.inference_mode():
+                result = model.forward(dict(features))
+            pooled = torch.nn.functional.normalize(result["sentence_embedding"], dim=1)
+            lengths = features["attention_mask"].sum(dim=1).tolist()
+            for j, i in enumerate(rows):
+                n = int(lengths[j])
+                out[i] = (pooled[j].numpy(), result["token_embeddings"][j, :n].numpy(),
+                          [tuple(o) for o in offsets[j][:n]])
+        return [out[i] for i in range(len(texts))]
+
     def count_tokens(self, texts: list[str]) -> list[int]:
         """Tokens per text with this model's tokenizer."""
         return self._counter(texts)
@@ -174,6 +231,13 @@ class OpenAIEmbedder:
     def dimension(self) -> int:  # type: ignore[override]
         """Width of the vectors, asked of the server once."""
         return int(self.embed(["dimension probe"]).shape[1])
+
+    makes_sentences = False  # an embeddings endpoint returns one vector per text, no tokens
+
+    def embed_sentences(self, texts: Sequence[str], spans: Sequence[Sequence[tuple[int, int]]],
+                        shifts: Sequence[int]) -> tuple[np.ndarray, list[np.ndarray] | None]:
+        """Embed documents; an endpoint gives no token vectors, so no sentence vectors."""
+        return self.embed(texts), None
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         """Embed documents in batches over HTTP."""

@@ -4,6 +4,7 @@ normalised scores (the default, tuned on SciFact train and the development quest
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from enum import StrEnum
 
 from rag.schema import Hit
@@ -32,7 +33,7 @@ def _merged(rankings: Sequence[Sequence[Hit]]) -> dict[str, Hit]:
         for hit in hits:
             have = merged.get(hit.chunk_id)
             if have is None:
-                merged[hit.chunk_id] = have = Hit(**{**hit.to_dict(), "score": 0.0})
+                merged[hit.chunk_id] = have = replace(hit, score=0.0)
             have.dense_score = have.dense_score if hit.dense_score is None else hit.dense_score
             have.bm25_score = have.bm25_score if hit.bm25_score is None else hit.bm25_score
     return merged
@@ -66,16 +67,26 @@ def normalised(scores: Sequence[float]) -> list[float]:
 
 
 def convex_fuse(dense: Sequence[Hit], sparse: Sequence[Hit], alpha: float = 0.5,
-                limit: int = 10) -> list[Hit]:
+                limit: int = 10, sentences: float = 0.0) -> list[Hit]:
     """alpha * cosine' + (1 - alpha) * bm25', each min-max normalised over its own candidates.
 
+    With a `sentences` share above 0 and hits that carry a `sentence_score` (the cosine of the
+    chunk's closest sentence, rag.sentences), that score normalised over the candidates takes
+    that share: sentences * best' + (1 - sentences) * (alpha * cosine' + (1 - alpha) * bm25').
     A hit missing from one list gets 0 there (it scored below that list's last candidate).
     Unlike RRF, the size of the gap between scores counts: a dense hit close to the best cosine
     stays near the top even when BM25's list holds other chunks.
     """
     merged = _merged([dense, sparse])
-    for hits, weight, field in ((dense, alpha, "dense_score"), (sparse, 1 - alpha, "bm25_score")):
+    scored = [h for h in merged.values() if h.sentence_score is not None]
+    share = sentences if scored else 0.0
+    for hits, weight, field in ((dense, (1 - share) * alpha, "dense_score"),
+                                (sparse, (1 - share) * (1 - alpha), "bm25_score")):
         values = normalised([getattr(h, field) or 0.0 for h in hits])
         for hit, value in zip(hits, values, strict=True):
             merged[hit.chunk_id].score += weight * value
+    if share:
+        for hit, value in zip(scored, normalised([h.sentence_score or 0.0 for h in scored]),
+                              strict=True):
+            hit.score += share * value
     return _ranked(list(merged.values()), limit)

@@ -202,6 +202,9 @@ def unsupported_reason(model_dir: Path) -> str | None:
     return None
 
 
+TokenOutput = tuple[np.ndarray, np.ndarray, list[tuple[int, int]]]
+
+
 def _read_json_list(path: Path) -> list[dict[str, Any]]:
     data: Any = _read_json(path)
     return data if isinstance(data, list) else []
@@ -307,8 +310,27 @@ class OnnxEncoder:
             out /= np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
         return out
 
+    def encode_tokens(self, texts: Sequence[str], batch_size: int = 32) -> list[TokenOutput]:
+        """Per text: its normalised vector, its token vectors and their character offsets."""
+        encodings = self._tokenizer.encode_batch(list(texts))
+        order = sorted(range(len(encodings)), key=lambda i: -len(encodings[i].ids))
+        out: list[TokenOutput | None] = [None] * len(encodings)
+        for start in range(0, len(order), batch_size):
+            rows = order[start:start + batch_size]
+            hidden, mask = self._hidden([encodings[i].ids for i in rows])
+            pooled = _mean(hidden, mask)
+            pooled /= np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
+            for j, i in enumerate(rows):
+                length = len(encodings[i].ids)
+                out[i] = (pooled[j], hidden[j, :length], list(encodings[i].offsets))
+        return [o for o in out if o is not None]
+
     def _encode_batch(self, token_ids: list[list[int]]) -> np.ndarray:
         """Mean-pooled token embeddings of one batch, padded to its longest text."""
+        return _mean(*self._hidden(token_ids))
+
+    def _hidden(self, token_ids: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:
+        """The last hidden states of one batch (padded to its longest text) and the mask."""
         length = max(len(ids) for ids in token_ids)
         input_ids = np.full((len(token_ids), length), self.pad_id, dtype=np.int64)
         mask = np.zeros((len(token_ids), length), dtype=np.int64)
@@ -322,6 +344,11 @@ class OnnxEncoder:
             hidden = self._session.run(None, feeds)[0]
         except _ort_errors() as exc:
             raise EmbeddingError(f"ONNX Runtime failed to embed a batch: {exc}") from exc
-        weights = mask[:, :, None].astype(np.float32)
-        summed = (hidden * weights).sum(axis=1)
-        return summed / np.maximum(weights.sum(axis=1), 1e-9)
+        return hidden, mask
+
+
+def _mean(hidden: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Mean of the unmasked token vectors, per row."""
+    weights = mask[:, :, None].astype(np.float32)
+    summed = (hidden * weights).sum(axis=1)
+    return summed / np.maximum(weights.sum(axis=1), 1e-9)

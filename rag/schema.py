@@ -51,10 +51,19 @@ class Hit:
     bm25_score: float | None = None
     rank: int = 0
     rerank_score: float | None = None  # the reranker's relevance, when a reranker ran
+    sentence_score: float | None = None  # cosine of the chunk's closest sentence (hybrid)
+    # The chunk's sentence vectors as stored (rag.sentences), for scoring; not part of to_dict.
+    sentences: Any = field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form."""
-        return asdict(self)
+        """JSON-ready form (without the sentence vectors)."""
+        vectors, self.sentences = self.sentences, None
+        try:
+            data = asdict(self)
+        finally:
+            self.sentences = vectors
+        del data["sentences"]
+        return data
 
     @property
     def page_label(self) -> str:
