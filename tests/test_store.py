@@ -55,6 +55,21 @@ def test_an_ingest_of_a_too_long_passage_fails_with_the_reason(tmp_path: Path,
     assert store._pending_versions() == []
 
 
+def test_a_too_long_passage_fails_its_document_alone_in_a_shared_batch(tmp_path: Path,
+                                                                      store: MilvusStore,
+                                                                      embedder):
+    """The other files of the same embedding group are stored as if it were not there."""
+    (tmp_path / "blob.md").write_text("# Blob\n\nSome words first.\n\n" + "é" * 40_000 + "\n",
+                                      encoding="utf-8")
+    for name in ("a.md", "b.md"):
+        (tmp_path / name).write_text(f"# {name}\n\nPlain words about {name} and nothing else.\n")
+    results = {r.source: r for r in Ingestor(store, embedder).ingest_paths([tmp_path])}
+    assert results["blob.md"].status == "failed" and "65,535" in results["blob.md"].reason
+    assert results["a.md"].status == results["b.md"].status == "added"
+    assert [d.doc_id for d in store.list_documents()] == ["a.md", "b.md"]
+    assert store.count_chunks() == 2 and store._pending_versions() == []
+
+
 def test_a_long_text_that_fits_is_stored_whole(store: MilvusStore, embedder):
     """60,000 bytes of text, also of two-byte characters: the old store kept 16,383 characters."""
     texts = {"words.md": "zorblax " + "archive label " * 4285,

@@ -160,6 +160,9 @@ class Run:
         if not batch:
             return
         started = time.perf_counter()
+        batch = self._refuse_oversized(batch)
+        if not batch:
+            return
         jobs = list(dict.fromkeys(j for j, _ in batch))
         chunks = [c for _, c in batch]
         texts = [embedding_text(c) for c in chunks]
@@ -182,6 +185,17 @@ class Run:
         for job, _ in batch:
             job.work.stored += 1
             job.buffered -= 1
+
+    def _refuse_oversized(self, batch: list[tuple[_Job, Chunk]]) -> list[tuple[_Job, Chunk]]:
+        """The batch without the documents that have a chunk too large to store: each of those
+        fails alone, with the reason, before anything is embedded."""
+        problems = self.ing.store.oversized(
+            [c for _, c in batch], [analyze(embedding_text(c)) for _, c in batch])
+        if not problems:
+            return batch
+        for job in dict.fromkeys(j for j, _ in batch if j.source in problems):
+            self._fail(job, StoreError(problems[job.source]))
+        return [(j, c) for j, c in batch if j.source not in problems]
 
     def _embed(self, batch: list[tuple[_Job, Chunk]], texts: list[str],
                jobs: list[_Job]) -> tuple[np.ndarray, list[np.ndarray] | None]:

@@ -131,6 +131,15 @@ def _too_long(chunk: Chunk, lexical: str) -> str | None:
     return None
 
 
+def oversized(chunks: Sequence[Chunk], lexical: Sequence[str]) -> dict[str, str]:
+    """Why chunks do not fit their fields, by document id (the first problem of each)."""
+    problems: dict[str, str] = {}
+    for chunk, lex in zip(chunks, lexical, strict=True):
+        if chunk.doc_id not in problems and (problem := _too_long(chunk, lex)):
+            problems[chunk.doc_id] = problem
+    return problems
+
+
 def chunk_rows(chunks: Sequence[Chunk], vectors: np.ndarray, lexical: Sequence[str],
                versions: Sequence[str], sentences: Sequence[np.ndarray] | None = None
                ) -> list[dict[str, Any]]:
@@ -139,10 +148,7 @@ def chunk_rows(chunks: Sequence[Chunk], vectors: np.ndarray, lexical: Sequence[s
     rows carry them packed (for a collection that has the field)."""
     if not len(chunks) == len(vectors) == len(lexical) == len(versions):
         raise ValueError("chunks, vectors, lexical texts and versions must match in length")
-    problems: dict[str, str] = {}
-    for chunk, lex in zip(chunks, lexical, strict=True):
-        if chunk.doc_id not in problems and (problem := _too_long(chunk, lex)):
-            problems[chunk.doc_id] = problem
+    problems = oversized(chunks, lexical)
     if problems:
         raise ChunkTooLongError(problems)
     rows = [{"id": c.id, "doc_id": c.doc_id, "version": ver, "source": c.source, "text": c.text,

@@ -42,7 +42,7 @@ from rag.schema import Chunk, DocumentInfo
 from rag.store.client import milvus
 from rag.store.filters import equals, in_list
 from rag.store.reading import StoreReader
-from rag.store.schema import ACTIVE, PENDING, chunk_rows, document_row
+from rag.store.schema import ACTIVE, PENDING, chunk_rows, document_row, oversized
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +84,11 @@ class StoreWriter(StoreReader):
             # unless that failed for the document.
             self._delete_chunks(in_list("version", [v for _, v, _ in versions]),
                                 "clear leftovers of an earlier attempt")
+
+    @staticmethod
+    def oversized(chunks: Sequence[Chunk], lexical: Sequence[str]) -> dict[str, str]:
+        """Documents whose chunks would not fit their fields, with the reason (by id)."""
+        return oversized(chunks, lexical)
 
     def insert_chunks(self, chunks: Sequence[Chunk], vectors: np.ndarray,
                       lexical: Sequence[str], versions: Sequence[str],
