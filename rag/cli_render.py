@@ -145,6 +145,8 @@ def print_hits(query: str, hits: list[Hit]) -> None:
         where = f"{h.source} · {h.location(' ')}" if h.location(" ") else h.source
         scores = [f"score {_number(h.score, 4)}", f"cosine {_number(h.dense_score)}",
                   f"bm25 {_number(h.bm25_score, 2)}"]
+        if h.sentence_score is not None:
+            scores.append(f"sentence {_number(h.sentence_score)}")
         if h.rerank_score is not None:
             scores.append(f"rerank {_number(h.rerank_score)}")
         text = " ".join(h.text.split())

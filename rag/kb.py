@@ -5,6 +5,7 @@ from __future__ import annotations
 from functools import cached_property
 
 from rag.embedding import Embedder, make_embedder
+from rag.errors import ConfigError
 from rag.fusion import Fusion
 from rag.ingest import Ingestor
 from rag.llm import LLMClient, LLMConfig
@@ -59,16 +60,26 @@ class KnowledgeBase:
         return Retriever(self.store, self.embedder, mode=s.retrieval_mode,
                          fusion=Fusion.from_str(s.fusion), rrf_k=s.fusion_rrf_k,
                          dense_weight=s.fusion_dense_weight, alpha=s.fusion_alpha,
+                         sentences=s.fusion_sentences,
                          reranker=self.reranker, rerank_candidates=s.rerank_candidates)
 
     @cached_property
     def pipeline(self) -> AnswerPipeline:
-        """Retrieval plus the configured LLM, streaming cited answers."""
+        """Retrieval plus the configured LLM, streaming cited answers.
+
+        When the LLM settings are unusable (no model, no URL, an unknown provider) the
+        pipeline answers with the sources only, and every answer says what to set: search
+        works without a language model, in the web app and on the command line alike.
+        """
         s = self.settings
-        return AnswerPipeline(self.retriever, LLMClient(LLMConfig.from_settings(s)),
-                              top_k=s.top_k, effort=s.reasoning_effort,
+        try:
+            llm: LLMClient | None = LLMClient(LLMConfig.from_settings(s))
+            hint = ""
+        except ConfigError as exc:
+            llm, hint = None, str(exc)
+        return AnswerPipeline(self.retriever, llm, top_k=s.top_k, effort=s.reasoning_effort,
                               context_tokens=s.llm_context_tokens,
-                              max_output_tokens=s.llm_max_output_tokens)
+                              max_output_tokens=s.llm_max_output_tokens, llm_hint=hint)
 
     def close(self) -> None:
         """Release the store and the reranker's connections, if they were opened."""

@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
+from rag.choices import Effort, Mode
 from rag.errors import LLMError, RagError
 from rag.events import (
     AnswerEvent,
@@ -53,11 +54,12 @@ MAX_TOOL_ROUNDS = 4
 
 @dataclass(frozen=True, slots=True)
 class AskOptions:
-    """Per-question choices; None means the pipeline's default."""
+    """Per-question choices; None means the pipeline's default. An effort or mode that is not
+    one of rag.choices' ends the answer with an error event naming the choices."""
 
-    effort: str | None = None
+    effort: Effort | str | None = None
     k: int | None = None
-    mode: str | None = None
+    mode: Mode | str | None = None
     doc_ids: Sequence[str] | None = None
     agent: bool = False
 
@@ -75,12 +77,12 @@ class AnswerPipeline:
     """Retrieves sources and streams a grounded, cited answer from the LLM."""
 
     def __init__(self, retriever: Retriever, llm: LLMClient | None, *, top_k: int = 5,
-                 effort: str = "medium", context_tokens: int = 8192,
+                 effort: Effort | str = Effort.MEDIUM, context_tokens: int = 8192,
                  max_output_tokens: int = 2048, llm_hint: str = "") -> None:
         self.retriever = retriever
         self.llm = llm
         self.top_k = top_k
-        self.effort = effort
+        self.effort = Effort.from_str(effort)
         self.context_tokens = context_tokens
         self.max_output_tokens = max_output_tokens
         self.llm_hint = llm_hint or "Set OPENAI_BASE_URL, OPENAI_API_KEY and LLM_MODEL."
@@ -99,6 +101,8 @@ class AnswerPipeline:
         if not question.strip():
             yield ErrorEvent("Ask a question first.")
             return
+        effort = Effort.from_str(options.effort) if options.effort else self.effort
+        mode = Mode.from_str(options.mode) if options.mode else None
         if self.retriever.store.is_empty():
             yield ErrorEvent("The knowledge base is empty: upload documents first "
                              "(the Upload tab, or `rag ingest FILES`).")
@@ -108,8 +112,9 @@ class AnswerPipeline:
             query = yield from self._rewrite(question, history)
         if query != question:
             yield QueryEvent(query=query, original=question)
-        k = options.k or self.top_k
-        hits = self.retriever.search(query, k, mode=options.mode, doc_ids=options.doc_ids)
+        options = replace(options, effort=effort, mode=mode)
+        hits = self.retriever.search(query, options.k or self.top_k, mode=mode,
+                                     doc_ids=options.doc_ids)
         timer.mark("retrieval")
         sources = [Source(n, hit) for n, hit in enumerate(hits, start=1)]
         if self.llm is None:
@@ -117,13 +122,19 @@ class AnswerPipeline:
             yield ErrorEvent(f"No language model is configured, so here are the sources only. "
                              f"{self.llm_hint}")
             return
+        yield from self._answer(question, history, sources, options, timer)
+
+    def _answer(self, question: str, history: Sequence[Turn], sources: list[Source],
+                options: AskOptions, timer: _Timer) -> Iterator[Event]:
+        """Stream the answer from the sources (agentic search when asked and supported)."""
+        assert self.llm is not None
+        effort = str(options.effort or self.effort)
         notices: list[NoticeEvent] = []
         if options.agent and not provider_streams_tool_calls(self.llm.config.provider_name):
             notices.append(NoticeEvent(
                 f"Agentic search is off for {self.llm.config.provider_name}: its streamed tool "
                 "calls are unreliable. Answering from one search."))
-            options = AskOptions(options.effort, options.k, options.mode, options.doc_ids)
-        effort = options.effort or self.effort
+            options = replace(options, agent=False)
         if options.agent:
             yield SourcesEvent(sources)
             yield from self._agent(question, history, sources, options, effort, timer)

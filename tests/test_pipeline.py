@@ -12,10 +12,10 @@ from rag.events import (
     SourcesEvent,
     ToolCallEvent,
 )
-from rag.llm import LLMClient, LLMConfig
-from rag.pipeline import AnswerPipeline, AskOptions
+from rag.pipeline import AskOptions
 from rag.prompting import Turn, check_citations, cited_numbers
 from rag.retrieval import Retriever
+from tests.helpers import answer_pipeline, open_store
 from tests.llm_server import (
     ECHO_REASONING,
     FakeGptOss,
@@ -26,16 +26,8 @@ from tests.llm_server import (
 )
 
 
-def _pipeline(retriever: Retriever, server: FakeGptOss, *, provider: str = "",
-              context_tokens: int = 8192) -> AnswerPipeline:
-    config = LLMConfig(base_url=server.base_url, api_key="k", model="gpt-oss-20b",
-                       provider=provider, max_retries=0)
-    return AnswerPipeline(retriever, LLMClient(config), top_k=4, context_tokens=context_tokens,
-                          max_output_tokens=512)
-
-
 def test_grounded_answer_stream(faq_retriever: Retriever, llm: FakeGptOss):
-    events = list(_pipeline(faq_retriever, llm).ask("How does Milvus flush data?"))
+    events = list(answer_pipeline(faq_retriever, llm).ask("How does Milvus flush data?"))
     kinds = [type(e) for e in events]
     assert kinds[0] is SourcesEvent and kinds[-1] is DoneEvent
     assert QueryEvent not in kinds  # only a rewritten follow-up has a query event
@@ -55,7 +47,7 @@ def test_grounded_answer_stream(faq_retriever: Retriever, llm: FakeGptOss):
 
 def test_unknown_citations_are_flagged(faq_retriever: Retriever, llm: FakeGptOss):
     llm.script(content_stream(["Flushing seals segments [1][2]", " and compacts [9]."]))
-    done = list(_pipeline(faq_retriever, llm).ask("How does Milvus flush data?"))[-1]
+    done = list(answer_pipeline(faq_retriever, llm).ask("How does Milvus flush data?"))[-1]
     assert isinstance(done, DoneEvent)
     assert done.citations == [1, 2] and done.unknown_citations == [9]
 
@@ -67,7 +59,7 @@ def test_citation_parsing():
 
 def test_follow_up_is_rewritten_and_reasoning_is_never_sent_back(faq_retriever: Retriever,
                                                                  llm: FakeGptOss):
-    pipeline = _pipeline(faq_retriever, llm)
+    pipeline = answer_pipeline(faq_retriever, llm)
     first = list(pipeline.ask("Can I share an etcd instance among Milvus instances?"))
     answer = "".join(e.text for e in first if isinstance(e, AnswerEvent))
     llm.script(completion("Can I share a MinIO instance among multiple Milvus instances?",
@@ -87,7 +79,7 @@ def test_follow_up_is_rewritten_and_reasoning_is_never_sent_back(faq_retriever: 
 
 
 def test_agentic_search_numbers_sources_together(faq_retriever: Retriever, llm: FakeGptOss):
-    events = list(_pipeline(faq_retriever, llm).ask("compare flush and compaction",
+    events = list(answer_pipeline(faq_retriever, llm).ask("compare flush and compaction",
                                          options=AskOptions(agent=True, k=2)))
     first = next(e for e in events if isinstance(e, SourcesEvent)).sources
     calls = [e for e in events if isinstance(e, ToolCallEvent)]
@@ -105,7 +97,7 @@ def test_agentic_search_numbers_sources_together(faq_retriever: Retriever, llm: 
 
 
 def test_agentic_search_falls_back_on_ollama(faq_retriever: Retriever, llm: FakeGptOss):
-    events = list(_pipeline(faq_retriever, llm, provider="ollama").ask(
+    events = list(answer_pipeline(faq_retriever, llm, provider="ollama").ask(
         "compare flush and compaction", options=AskOptions(agent=True)))
     assert any(isinstance(e, NoticeEvent) and "ollama" in e.message.lower() for e in events)
     assert not any(isinstance(e, ToolCallEvent) for e in events)
@@ -114,7 +106,7 @@ def test_agentic_search_falls_back_on_ollama(faq_retriever: Retriever, llm: Fake
 
 def test_broken_streamed_tool_call_falls_back(faq_retriever: Retriever, llm: FakeGptOss):
     llm.script(tool_call_stream(["search_knowledge_base"], ['{"query": "flu', "sh"]))
-    events = list(_pipeline(faq_retriever, llm).ask("How does flushing work?",
+    events = list(answer_pipeline(faq_retriever, llm).ask("How does flushing work?",
                                          options=AskOptions(agent=True)))
     assert any(isinstance(e, NoticeEvent) and "first search" in e.message for e in events)
     assert isinstance(events[-1], DoneEvent)
@@ -124,13 +116,13 @@ def test_broken_streamed_tool_call_falls_back(faq_retriever: Retriever, llm: Fak
 def test_llm_errors_keep_sources_visible(faq_retriever: Retriever, llm: FakeGptOss):
     llm.script(http_error(401, "Incorrect API key provided", type="invalid_request_error",
                           code="invalid_api_key"))
-    events = list(_pipeline(faq_retriever, llm).ask("How does Milvus flush data?"))
+    events = list(answer_pipeline(faq_retriever, llm).ask("How does Milvus flush data?"))
     assert isinstance(events[0], SourcesEvent) and events[0].sources
     assert isinstance(events[-1], ErrorEvent) and "OPENAI_API_KEY" in events[-1].message
 
 
 def test_sources_fit_the_context_budget(faq_retriever: Retriever, llm: FakeGptOss):
-    pipeline = _pipeline(faq_retriever, llm, context_tokens=900)
+    pipeline = answer_pipeline(faq_retriever, llm, context_tokens=900)
     events = list(pipeline.ask("How does Milvus flush data?", options=AskOptions(k=8)))
     notice = next(e for e in events if isinstance(e, NoticeEvent))
     assert "fit" in notice.message
@@ -141,12 +133,9 @@ def test_sources_fit_the_context_budget(faq_retriever: Retriever, llm: FakeGptOs
 
 
 def test_empty_knowledge_base(tmp_path, embedder, llm: FakeGptOss):
-    from rag.store import MilvusStore
-
-    store = MilvusStore(str(tmp_path / "empty.db"), embedding_model=embedder.name,
-                        dimension=embedder.dimension)
+    store = open_store(tmp_path / "empty.db", embedder)
     try:
-        events = list(_pipeline(Retriever(store, embedder), llm).ask("anything?"))
+        events = list(answer_pipeline(Retriever(store, embedder), llm).ask("anything?"))
     finally:
         store.close()
     assert len(events) == 1 and isinstance(events[0], ErrorEvent)
@@ -159,3 +148,34 @@ def test_check_citations_against_sources(faq_retriever: Retriever):
     hits = faq_retriever.search("flush", k=2)
     sources = [Source(n, h) for n, h in enumerate(hits, start=1)]
     assert check_citations("x [1] y [3]", sources) == ([1], [3])
+
+
+def test_an_unknown_effort_or_mode_ends_the_stream_naming_the_choices(faq_retriever: Retriever,
+                                                                      llm: FakeGptOss):
+    pipeline = answer_pipeline(faq_retriever, llm)
+    [error] = list(pipeline.ask("How does Milvus flush data?", options=AskOptions(effort="max")))
+    assert isinstance(error, ErrorEvent)
+    assert error.message == "effort must be one of low, medium or high, not 'max'"
+    [error] = list(pipeline.ask("How does Milvus flush data?", options=AskOptions(mode="fuzzy")))
+    assert isinstance(error, ErrorEvent) and "mode must be one of hybrid, dense or bm25" in (
+        error.message)
+    assert llm.requests == []
+    events = list(pipeline.ask("How does Milvus flush data?",
+                               options=AskOptions(effort="LOW", mode="BM25")))
+    assert isinstance(events[-1], DoneEvent)  # case does not matter
+    assert llm.requests[-1]["reasoning_effort"] == "low"
+    assert all(s.hit.dense_score is None for s in events[0].sources)  # BM25 only
+
+
+def test_unusable_llm_settings_give_sources_only_for_every_front_end(faq_retriever: Retriever,
+                                                                     tmp_path):
+    from rag.kb import KnowledgeBase
+    from rag.settings import Settings
+
+    kb = KnowledgeBase(Settings(milvus_uri=str(tmp_path / "unused.db"), llm_model=""))
+    kb.retriever = faq_retriever  # the FAQ store, already filled
+    assert kb.pipeline.llm is None
+    events = list(kb.pipeline.ask("How does Milvus flush data?"))
+    assert [type(e) for e in events] == [SourcesEvent, ErrorEvent]
+    assert events[0].sources
+    assert "sources only" in events[1].message and "LLM_MODEL" in events[1].message

@@ -6,9 +6,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
-import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -30,7 +27,7 @@ from rag.rerank.onnx import unsupported_reason
 from rag.retrieval import Retriever, rerank_text
 from rag.settings import Settings
 from rag.store import MilvusStore
-from tests.conftest import MILVUS_DOCS, ROOT
+from tests.helpers import MILVUS_DOCS, free_port, rag_command
 
 IDENTITY = "torch.nn.modules.linear.Identity"
 QUERY = "How do I know if Milvus has started?"
@@ -267,9 +264,7 @@ def test_http_wrong_path_and_dead_port():
         wrong = HttpReranker("m", base_url=server.base_url.removesuffix("/v1"))
         with pytest.raises(RerankError, match=r"404.*RERANKER_BASE_URL"):
             wrong.score(QUERY, TEXTS)
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     dead = HttpReranker("m", base_url=f"http://127.0.0.1:{port}/v1", timeout=5)
     with pytest.raises(RerankError, match=r"Cannot reach the reranker.*RERANKER_BASE_URL"):
         dead.score(QUERY, TEXTS)
@@ -328,9 +323,7 @@ def test_retriever_with_http_reranker(kb_store: MilvusStore, embedder):
 def test_rerank_errors_are_not_skipped(kb_store: MilvusStore, embedder):
     with pytest.raises(ConfigError, match="no reranker is configured"):
         Retriever(kb_store, embedder).search(QUERY, 3, rerank=True)
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     dead = HttpReranker("m", base_url=f"http://127.0.0.1:{port}", timeout=5)
     pipeline = AnswerPipeline(Retriever(kb_store, embedder, reranker=dead), None)
     events = list(pipeline.ask(QUERY))
@@ -369,14 +362,12 @@ def test_settings(tiny: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
 
 
 def test_cli_search_shows_rerank_scores(tmp_path: Path, tiny: Path):
-    env = {**os.environ, "MILVUS_URI": str(tmp_path / "kb.db"), "PYTHONPATH": str(ROOT),
-           "RERANKER": str(tiny), "RERANKER_RUNTIME": "torch", "RERANK_CANDIDATES": "10"}
+    # COLUMNS: the FAQ never says "rerank": only the (200 columns wide) table's header can.
+    rag = rag_command(tmp_path, RERANKER=str(tiny), RERANKER_RUNTIME="torch",
+                      RERANK_CANDIDATES="10", COLUMNS="200")
 
     def run(*args: str) -> str:
-        result = subprocess.run([sys.executable, "-m", "rag", *args], capture_output=True,
-                                text=True, env=env, timeout=600, cwd=tmp_path)
-        assert result.returncode == 0, result.stderr[-2000:]
-        return result.stdout
+        return rag(*args).stdout
 
     run("ingest", "--json", str(MILVUS_DOCS / "faq" / "operational_faq.md"))
     reranked, plain = (json.loads(line) for line in
@@ -385,7 +376,6 @@ def test_cli_search_shows_rerank_scores(tmp_path: Path, tiny: Path):
     scores = [h["rerank_score"] for h in reranked["hits"]]
     assert len(scores) == 4 and None not in scores and scores == sorted(scores, reverse=True)
     assert all(h["rerank_score"] is None for h in plain["hits"])
-    env["COLUMNS"] = "200"  # the FAQ never says "rerank": only the table's header can
     assert "rerank" in run("search", "-k", "2", QUERY)
     assert "cosine" in (table := run("search", "-k", "2", "--no-rerank", QUERY))
     assert "rerank" not in table
@@ -393,16 +383,23 @@ def test_cli_search_shows_rerank_scores(tmp_path: Path, tiny: Path):
 
 def test_web_sources_show_the_rerank_score(kb_store: MilvusStore, embedder, tiny: Path,
                                            cache: Path):
-    from rag.ui import Reply, hits_markdown, sources_html
+    from rag.answer import Answer
+    from rag.events import SourcesEvent
+    from rag.ui import hits_markdown, sources_html
+
+    def panel(found: dict[int, Source]) -> str:
+        answer = Answer(QUERY)
+        answer.apply(SourcesEvent(list(found.values())))
+        answer.finish()
+        return sources_html(answer)
 
     hits = Retriever(kb_store, embedder, reranker=LocalReranker(str(tiny), cache_dir=cache),
                      rerank_candidates=8).search(QUERY, 2)
     sources = {n: Source(n, h) for n, h in enumerate(hits, start=1)}
-    page = sources_html(Reply(question=QUERY, first=0, sources=sources, done=True))
+    page = panel(sources)
     assert page.count("rerank <b>") == 2 and f"{hits[0].rerank_score:.3f}" in page
     assert "rank after reranking" in page
     assert f"rerank {hits[1].rerank_score:.3f}" in hits_markdown(list(sources.values()))
     plain = Retriever(kb_store, embedder).search(QUERY, 2)
-    plain_page = sources_html(Reply(question=QUERY, first=0, done=True,
-                                    sources={1: Source(1, plain[0])}))
+    plain_page = panel({1: Source(1, plain[0])})
     assert "rerank <b>" not in plain_page and "rank after fusion" in plain_page

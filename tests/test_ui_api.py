@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -19,55 +18,20 @@ from gradio_client import Client, handle_file
 
 from rag.embedding import LocalEmbedder
 from rag.errors import ConfigError
-from rag.kb import KnowledgeBase
 from rag.settings import Settings
 from rag.ui import (
     ChatSession,
     Reply,
     auth_from,
-    build_app,
-    launch,
     link_citations,
     sources_html,
 )
+from tests.helpers import CLOUD_PDF, ROOT, RunningApp, free_port
 from tests.llm_server import ECHO_REASONING, FakeGptOss
 
-PDF = Path(__file__).resolve().parents[2] / "shared" / "data" / "pdfs" / (
-    "nist-sp800-145-cloud-definition-7p.pdf")
+PDF = CLOUD_PDF
 PDF_NAME = PDF.name
 QUESTION = "What are the essential characteristics of cloud computing?"
-
-
-def free_port() -> int:
-    """A loopback port nobody listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class RunningApp:
-    """The Gradio app over a fresh knowledge base, served on a free loopback port."""
-
-    def __init__(self, db: Path, llm_url: str, embedder: LocalEmbedder, **overrides: Any) -> None:
-        settings = Settings(milvus_uri=str(db), openai_base_url=llm_url,
-                            llm_model="gpt-oss-20b", llm_timeout=20.0, top_k=4).with_(**overrides)
-        self.kb = KnowledgeBase(settings)
-        self.kb.embedder = embedder  # share the session's loaded model
-        self.demo = build_app(self.kb)
-        port = free_port()
-        launch(self.demo, prevent_thread_lock=True, server_name="127.0.0.1", server_port=port,
-               quiet=True)
-        self.url = f"http://127.0.0.1:{port}/"
-        self.services = self.demo.rag_services
-
-    def client(self, auth: tuple[str, str] | None = None) -> Client:
-        """A new API client: a new session."""
-        return Client(self.url, verbose=False, auth=auth)
-
-    def close(self) -> None:
-        """Stop serving and release the database."""
-        self.demo.close()
-        self.kb.close()
 
 
 @pytest.fixture(scope="module")
@@ -107,6 +71,13 @@ def test_api_lists_the_three_public_endpoints(app: RunningApp) -> None:
     endpoints = app.client().view_api(print_info=False, return_format="dict")
     assert {"/ingest", "/search", "/ask"} <= set(endpoints["named_endpoints"])
     assert "/chat" not in endpoints["named_endpoints"]  # the UI's own event stays undocumented
+    ask = endpoints["named_endpoints"]["/ask"]
+    returns = [r["python_type"]["type"] for r in ask["returns"]]
+    assert returns[0] == "str" and returns[1].startswith("dict(question: str, query: str, ")
+    assert "citations: list[int]" in returns[1]  # the API page shows the details, not "Any"
+    params = {p["parameter_name"]: p for p in ask["parameters"]}
+    assert params["effort"]["python_type"]["type"] == "Literal['low', 'medium', 'high']"
+    assert params["mode"]["python_type"]["type"] == "Literal['hybrid', 'dense', 'bm25']"
     assert "Reachable" in app.services.check_llm()
 
 
@@ -151,9 +122,11 @@ def test_search_returns_hits_with_scores(app: RunningApp, ingested: list) -> Non
     assert all(h["bm25_score"] is None and h["dense_score"] > 0 for h in dense)
 
 
-def test_search_rejects_an_unknown_mode(app: RunningApp, ingested: list) -> None:
+def test_search_and_ask_reject_unknown_choices(app: RunningApp, ingested: list) -> None:
     with pytest.raises(Exception, match="mode must be one of"):
         app.client().predict("cloud", 3, "fuzzy", api_name="/search")
+    with pytest.raises(Exception, match="effort must be one of low, medium or high, not 'max'"):
+        app.client().predict(QUESTION, "max", api_name="/ask")
 
 
 def test_ask_streams_the_answer_with_sources_and_citations(app: RunningApp, ingested: list,
@@ -189,9 +162,12 @@ def test_ask_with_agentic_search_reports_the_searches(app: RunningApp, ingested:
     llm.reset()
     answer, details = app.client().predict("What is a community cloud?", "medium", 2,
                                            "hybrid", True, api_name="/ask")
-    assert details["searches"], details
-    assert details["searches"][0]["arguments"]["query"].startswith("What is a community cloud?")
-    assert details["searches"][0]["sources"]
+    first, *tools = details["searches"]
+    assert first["name"] == "" and first["query"] == "What is a community cloud?"
+    assert tools, details
+    assert tools[0]["name"] == "search_knowledge_base"
+    assert tools[0]["arguments"]["query"].startswith("What is a community cloud?")
+    assert tools[0]["sources"]
     assert answer.startswith("According to [1]")
     assert details["done"] and details["error"] is None
     assert any(m.get("role") == "tool" for m in llm.requests[-1]["messages"])
@@ -269,15 +245,20 @@ def test_two_clients_have_separate_chats(app: RunningApp, ingested: list,
 
 
 def test_sources_panel_marks_citations_and_unknown_numbers() -> None:
-    from rag.events import Source
+    from rag.answer import Answer
+    from rag.events import AnswerEvent, DoneEvent, Source, SourcesEvent
     from rag.schema import Hit
 
     hit = Hit(chunk_id="c1", doc_id="a.pdf", source="a.pdf", text="<b>bold</b> claim",
               position=0, page=2, page_end=3, heading="Intro", score=0.0325, dense_score=0.61,
               bm25_score=4.2, rank=1)
-    reply = Reply("q?", first=0, query="q?", sources={1: Source(1, hit)}, citations=[1],
-                  unknown=[7], done=True)
-    panel = sources_html(reply)
+    answer = Answer("q?")
+    assert "Searching…" in sources_html(answer)
+    answer.apply(SourcesEvent([Source(1, hit)]))
+    answer.apply(AnswerEvent("Yes [1], and [7]."))
+    answer.apply(DoneEvent(citations=[1], unknown_citations=[7], timings={}))
+    panel = sources_html(answer)
+    assert "Sources <span class='rag-query'>for “q?”" in panel
     assert "id='src-1'" in panel and "rag-cited" in panel
     assert "pp. 2-3 · Intro" in panel
     assert "0.610" in panel and "4.20" in panel and "rank <b>1</b>" in panel
@@ -285,9 +266,55 @@ def test_sources_panel_marks_citations_and_unknown_numbers() -> None:
     assert "[7] does not match any source" in panel
     assert link_citations("Yes [1], no [7], both [1, 7].", {1}) == (
         "Yes [[1](#src-1)], no [7], both [[1](#src-1), 7].")
-    session = ChatSession(replies=[Reply("a", first=0, end=3), Reply("b", first=3, end=5)])
-    assert session.reply_at(4).question == "b"
-    assert session.reply_at(0).question == "a"
+    session = ChatSession(replies=[Reply(Answer("a"), first=0, end=3),
+                                   Reply(Answer("b"), first=3, end=5)])
+    assert session.reply_at(4).answer.question == "b"
+    assert session.reply_at(0).answer.question == "a"
+
+
+def test_chat_messages_show_searches_thinking_drafts_and_errors() -> None:
+    from rag.answer import Answer
+    from rag.events import (
+        AnswerEvent,
+        ErrorEvent,
+        QueryEvent,
+        ReasoningEvent,
+        Source,
+        SourcesEvent,
+        ToolCallEvent,
+    )
+    from rag.schema import Hit
+    from rag.ui.render import chat_messages, status_text
+
+    def hit(n: int) -> Hit:
+        return Hit(chunk_id=f"c{n}", doc_id="a.md", source="a.md", text="t", position=n,
+                   page=None, page_end=None, heading="H", score=0.1, dense_score=0.5,
+                   bm25_score=1.0, rank=n)
+
+    answer = Answer("And on Windows?")
+    answer.apply(QueryEvent("How to install Milvus on Windows?", "And on Windows?"))
+    [step] = chat_messages(answer)
+    assert step["metadata"]["title"] == "Searched for: How to install Milvus on Windows?"
+    assert step["content"] == "…"  # still searching
+    answer.apply(SourcesEvent([Source(1, hit(1))]))
+    answer.apply(ReasoningEvent("Look up"))
+    search, thinking = chat_messages(answer)
+    assert search["content"].startswith("1. **a.md** · H — cosine 0.500")
+    assert thinking["metadata"] == {"title": "Thinking", "status": "pending"}
+    answer.apply(AnswerEvent("Let me search [1]."))
+    answer.apply(ToolCallEvent("search_knowledge_base", {"query": "windows"},
+                               [Source(2, hit(2))]))
+    answer.apply(AnswerEvent("Use Docker [2]."))
+    answer.apply(ErrorEvent("The LLM server closed the connection."))
+    messages = chat_messages(answer)
+    assert messages[1]["metadata"]["status"] == "done"
+    assert messages[1]["metadata"]["duration"] >= 0
+    assert messages[2] == {"role": "assistant", "content": "Let me search [[1](#src-1)]."}
+    assert messages[3]["metadata"]["title"] == "Searched: windows"
+    assert messages[4]["content"] == "Use Docker [[2](#src-2)]."
+    assert messages[5]["content"].startswith("⚠ The LLM server closed the connection.")
+    assert "listed beside the chat" in messages[5]["content"]
+    assert status_text(answer) == ""  # no notices, not complete
 
 
 def test_mcp_tools_describe_their_arguments(app: RunningApp) -> None:
@@ -317,7 +344,7 @@ def test_app_py_listens_where_gradio_server_name_and_port_say(tmp_path: Path) ->
     env = {**os.environ, "GRADIO_SERVER_NAME": "127.0.0.2", "GRADIO_SERVER_PORT": str(port),
            "MILVUS_URI": str(tmp_path / "kb.db"), "RAG_MCP": "false",
            "OPENAI_BASE_URL": f"http://127.0.0.1:{free_port()}/v1"}
-    app_py = Path(__file__).resolve().parents[1] / "app.py"
+    app_py = ROOT / "app.py"
     proc = subprocess.Popen([sys.executable, str(app_py)], cwd=tmp_path, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:

@@ -1,0 +1,159 @@
+"""The public API: /ingest, /search and /ask (also MCP tools when RAG_MCP is on).
+
+Gradio builds each endpoint's description from its function: the docstring's Args, and the
+annotations as types. So this module does not use `from __future__ import annotations` (Gradio
+reads the return annotation as an object, not as a string).
+"""
+
+import inspect
+import logging
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
+
+import gradio as gr
+from gradio.data_classes import FileData
+
+from rag.answer import Answer, AnswerDict
+from rag.choices import Effort, Mode
+from rag.errors import ConfigError, RagError
+from rag.pipeline import AskOptions
+from rag.ui.services import CHAT_CONCURRENCY, Services
+
+log = logging.getLogger(__name__)
+
+MAX_K = 50
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _yields(item: Any) -> Callable[[F], F]:
+    """Declare what a streaming endpoint yields as its return type: Gradio describes a
+    function's outputs by its return annotation and does not look inside Iterator[...]."""
+
+    def mark(fn: F) -> F:
+        fn.__signature__ = inspect.signature(fn).replace(  # type: ignore[attr-defined]
+            return_annotation=item)
+        return fn
+
+    return mark
+
+
+def _api_error(exc: RagError) -> gr.Error:
+    """A RagError as the caller sees it: the message only, no traceback in the console. A
+    caller's mistake (ConfigError: a bad argument) is not logged; anything else is, once."""
+    if not isinstance(exc, ConfigError):
+        log.warning("API call failed: %s", exc)
+    return gr.Error(str(exc), print_exception=False)
+
+
+def _k(value: Any) -> int:
+    try:
+        return max(1, min(int(value), MAX_K))
+    except (TypeError, ValueError):
+        raise ConfigError(f"k must be a whole number from 1 to {MAX_K}, not {value!r}") from None
+
+
+def register_api(services: Services) -> None:
+    """Register the endpoints (inside the gr.Blocks context)."""
+    gr.api(_ingest_endpoint(services), api_name="ingest", concurrency_limit=1,
+           concurrency_id="ingest")
+    gr.api(_search_endpoint(services), api_name="search", concurrency_limit=CHAT_CONCURRENCY,
+           concurrency_id="search")
+    gr.api(_ask_endpoint(services), api_name="ask", concurrency_limit=CHAT_CONCURRENCY,
+           concurrency_id="chat")
+
+
+def _ingest_endpoint(services: Services) -> Callable[..., list[dict]]:
+    def ingest(files: list[FileData]) -> list[dict]:
+        """Add documents (PDF, Markdown, plain text) to the knowledge base.
+
+        Each file is stored under its original file name; a file whose content is already in
+        the knowledge base is skipped, and a changed file replaces its earlier version.
+
+        Args:
+            files: The files to add.
+
+        Returns:
+            Per file: source, status (added/replaced/skipped/failed), pages, chunks, reason.
+        """
+        try:
+            done = services.ingest([dict(f) for f in files])
+        except RagError as exc:
+            raise _api_error(exc) from exc
+        return [r.to_dict() for r in done]
+
+    return ingest
+
+
+def _search_endpoint(services: Services) -> Callable[..., list[dict]]:
+    s = services.settings
+    default_mode = Mode.from_str(s.retrieval_mode)
+
+    def search(query: str, k: int = s.top_k, mode: Mode = default_mode,
+               documents: list[str] | None = None) -> list[dict]:
+        """Search the knowledge base and return the best-matching passages with their scores.
+
+        Args:
+            query: What to look for, in natural language or keywords.
+            k: How many passages to return (1-50).
+            mode: Ranking: "hybrid" (dense and BM25 fused), "dense" (cosine) or "bm25".
+            documents: Document names to search in; empty or omitted searches them all.
+
+        Returns:
+            Passages by rank: source, page, heading, text, score, dense_score, bm25_score,
+            rerank_score (null when no reranker ran).
+        """
+        try:
+            retriever = services.pipeline().retriever
+            hits = retriever.search(query, _k(k), mode=Mode.from_str(mode),
+                                    doc_ids=list(documents or []) or None)
+        except RagError as exc:
+            raise _api_error(exc) from exc
+        return [h.to_dict() for h in hits]
+
+    return search
+
+
+def _ask_endpoint(services: Services) -> Callable[..., Iterator[tuple[str, AnswerDict]]]:
+    s = services.settings
+    default_effort, default_mode = Effort.from_str(s.reasoning_effort), Mode.from_str(
+        s.retrieval_mode)
+
+    @_yields(tuple[str, AnswerDict])
+    def ask(question: str, effort: Effort = default_effort, k: int = s.top_k,
+            mode: Mode = default_mode, agent: bool = False,
+            documents: list[str] | None = None) -> Iterator[tuple[str, AnswerDict]]:
+        """Answer a question from the knowledge base with gpt-oss, citing sources as [n].
+
+        Streams the answer as it grows. Each item is (answer so far, details); details holds
+        the numbered sources (with cosine and BM25 scores) and, once the answer is complete,
+        done=true with the cited source numbers and any citation that matches no source.
+
+        Args:
+            question: The question to answer.
+            effort: Reasoning effort of gpt-oss: "low", "medium" or "high".
+            k: How many sources to retrieve (1-50).
+            mode: Retrieval mode: "hybrid", "dense" or "bm25".
+            agent: If true, the model runs its own searches before answering.
+            documents: Document names to search in; empty or omitted searches them all.
+
+        Returns:
+            The answer so far, with [n] citations
+            Details: query, sources, reasoning, searches, notices, error; once done,
+            citations and timings.
+        """
+        try:
+            options = AskOptions(effort=Effort.from_str(effort), k=_k(k),
+                                 mode=Mode.from_str(mode), agent=bool(agent),
+                                 doc_ids=list(documents or []) or None)
+        except RagError as exc:
+            raise _api_error(exc) from exc
+        answer = Answer(question)
+        try:
+            for _ in answer.follow(services.pipeline().ask(question, [], options)):
+                yield answer.text, answer.to_dict()
+        except RagError as exc:
+            answer.fail(str(exc))
+        answer.finish()
+        yield answer.text, answer.to_dict()
+
+    return ask

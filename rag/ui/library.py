@@ -1,0 +1,172 @@
+"""The Upload tab's handlers: list, upload, delete (after a confirmation) and refresh.
+
+Each handler returns a `{component: value}` dict of what it changes; components it leaves out
+stay as they are.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import gradio as gr
+
+from rag.errors import RagError
+from rag.ingest import Progress
+from rag.schema import DocumentInfo
+from rag.ui.layout import Widgets
+from rag.ui.render import WARN
+from rag.ui.services import Services
+from rag.ui.tables import (
+    chat_placeholder,
+    delete_question,
+    deleted_note,
+    docs_table,
+    header_html,
+    results_summary,
+    results_table,
+)
+
+Updates = dict[Any, Any]
+
+
+def ingest_progress(progress: Callable[..., Any]) -> Callable[[Progress], None]:
+    """Ingest progress (a fraction of the whole job, and a line saying where it is) onto a
+    Gradio progress bar."""
+
+    def report(p: Progress) -> None:
+        progress(p.fraction, desc=p.describe())
+
+    return report
+
+
+def _kept(names: list[str], current: list[str] | None) -> gr.Dropdown:
+    return gr.Dropdown(choices=names, value=[n for n in (current or []) if n in names])
+
+
+class Library:
+    """The handlers of the document list, bound to the page's components."""
+
+    def __init__(self, services: Services, widgets: Widgets) -> None:
+        self.services = services
+        self.w = widgets
+        up = widgets.upload
+        self.listing_outputs = [up.docs_table, widgets.side.doc_filter, up.delete_select,
+                                widgets.header, widgets.chat.chatbot]
+
+    def listing(self, selected: list[str] | None, deleting: list[str] | None,
+                docs: list[DocumentInfo] | None = None) -> Updates:
+        """The document list, both document pickers, the header's counts and the chat's
+        placeholder, as the knowledge base is now (or as `docs` says)."""
+        docs = self.services.documents() if docs is None else docs
+        names = [d.source for d in docs]
+        return {self.w.upload.docs_table: docs_table(docs),
+                self.w.side.doc_filter: _kept(names, selected),
+                self.w.upload.delete_select: _kept(names, deleting),
+                self.w.header: header_html(len(docs), sum(d.chunks for d in docs)),
+                self.w.chat.chatbot: gr.Chatbot(placeholder=chat_placeholder(len(docs)))}
+
+    def on_load(self, selected: list[str] | None, deleting: list[str] | None) -> Updates:
+        """A new page: the listing, and the Upload tab first while the knowledge base is empty."""
+        try:
+            docs = self.services.documents()
+        except RagError as exc:
+            return {self.w.upload.upload_status: f"{WARN} {exc}",
+                    self.w.chat.status: f"{WARN} {exc}"}
+        return {**self.listing(selected, deleting, docs),
+                self.w.tabs: gr.Tabs(selected="chat" if docs else "upload")}
+
+    def refresh(self, selected: list[str] | None, deleting: list[str] | None) -> Updates:
+        """The listing again (another process may have changed the knowledge base)."""
+        try:
+            return {**self.listing(selected, deleting), self.w.upload.delete_status: ""}
+        except RagError as exc:
+            return {self.w.upload.delete_status: f"{WARN} {exc}"}
+
+    def upload(self, uploaded: list[dict[str, Any]] | None, selected: list[str] | None,
+               deleting: list[str] | None,
+               progress: gr.Progress = gr.Progress()) -> Updates:  # noqa: B008
+        """Ingest dropped files; the results table, a summary and the new listing."""
+        up = self.w.upload
+        if not uploaded:  # the files were cleared: nothing changes
+            return gr.skip()
+        started = time.perf_counter()
+        progress(0, desc="Starting …")
+        try:
+            done = self.services.ingest(uploaded, ingest_progress(progress))
+        except RagError as exc:
+            return {up.upload_status: f"{WARN} {exc}"}
+        updates: Updates = {up.results: results_table(done), up.files: None,
+                            up.upload_status: results_summary(done,
+                                                              time.perf_counter() - started)}
+        try:
+            updates.update(self.listing(selected, deleting))
+        except RagError as exc:
+            updates[up.upload_status] = f"{WARN} {exc}"
+        return updates
+
+    def ask_delete(self, names: list[str] | None) -> Updates:
+        """Show what would be deleted, with Delete and Cancel, beside the delete button."""
+        up = self.w.upload
+        if not names:
+            return {up.confirm_row: gr.Row(visible=False),
+                    up.delete_status: "Select documents to delete first."}
+        try:
+            docs = {d.source: d for d in self.services.documents()}
+        except RagError as exc:
+            return {up.delete_status: f"{WARN} {exc}"}
+        chosen = [docs[n] for n in names if n in docs]
+        if not chosen:
+            return {up.delete_status: "Those documents are no longer in the knowledge base."}
+        return {up.confirm_text: delete_question(chosen), up.confirm_row: gr.Row(visible=True),
+                up.delete_status: ""}
+
+    def delete(self, names: list[str] | None, selected: list[str] | None) -> Updates:
+        """Delete the confirmed documents; the message says what was deleted."""
+        up = self.w.upload
+        hide = {up.confirm_row: gr.Row(visible=False)}
+        if not names:
+            return {**hide, up.delete_status: "Select documents to delete first."}
+        try:
+            deleted = self.services.delete(list(names))
+            listed = self.listing(selected, [])
+        except RagError as exc:
+            return {**hide, up.delete_status: f"{WARN} {exc}"}
+        return {**listed, **hide, up.delete_status: deleted_note(deleted)}
+
+    def cancel_delete(self) -> Updates:
+        """Hide the confirmation; nothing is deleted."""
+        up = self.w.upload
+        return {up.confirm_row: gr.Row(visible=False), up.delete_status: "Nothing deleted."}
+
+    def pick_document(self, deleting: list[str] | None, evt: gr.SelectData) -> Any:
+        """A click on a row of the document list adds that document to the delete selection."""
+        row = evt.row_value or []
+        name = row[0] if row else ""
+        if not name:
+            return gr.skip()
+        current = list(deleting or [])
+        return current if name in current else [*current, name]
+
+    def wire(self, demo: gr.Blocks) -> None:
+        """Connect the handlers to the page's events (inside the gr.Blocks context)."""
+        w, up, private = self.w, self.w.upload, {"api_visibility": "private"}
+        pickers = [w.side.doc_filter, up.delete_select]
+        demo.load(self.on_load, pickers, [*self.listing_outputs, w.tabs, up.upload_status,
+                                            w.chat.status], show_progress="hidden", **private)
+        up.files.upload(self.upload, [up.files, *pickers],
+                        [up.results, *self.listing_outputs, up.upload_status, up.files],
+                        preprocess=False, concurrency_limit=1, concurrency_id="ingest",
+                        show_progress_on=[up.results], **private)
+        up.refresh_btn.click(self.refresh, pickers, [*self.listing_outputs, up.delete_status],
+                             **private)
+        up.delete_btn.click(self.ask_delete, [up.delete_select],
+                            [up.confirm_text, up.confirm_row, up.delete_status], **private)
+        up.confirm_btn.click(self.delete, [up.delete_select, w.side.doc_filter],
+                             [*self.listing_outputs, up.confirm_row, up.delete_status],
+                             concurrency_limit=1, concurrency_id="ingest", **private)
+        up.cancel_btn.click(self.cancel_delete, None, [up.confirm_row, up.delete_status],
+                            **private)
+        up.docs_table.select(self.pick_document, [up.delete_select], up.delete_select,
+                             **private)

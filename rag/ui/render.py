@@ -1,0 +1,184 @@
+"""Rendering for the Chat tab: sources cards, search steps, chat messages and the status line.
+
+Pure functions of an `Answer` (rag.answer) and its sources; the chat stream only calls them.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from typing import Any
+
+from rag.answer import Answer, Draft, Search, Thought
+from rag.events import Source
+from rag.schema import Hit
+
+WARN = "⚠"  # plain text glyphs only: no emoji font is needed to render the app
+SOURCES_HINT = "The sources found for your question are listed beside the chat."
+_CITATION = re.compile(r"\[(\d+(?:\s*[-–,]\s*\d+)*)\]")
+_SCORE_TIPS = {"cosine": "cosine similarity of the query and the chunk",
+               "BM25": "BM25 keyword relevance",
+               "sentence": "cosine similarity of the query and the chunk's closest sentence",
+               "rerank": "reranker relevance of the query and the chunk"}
+
+
+def location(hit: Hit) -> str:
+    """Where a chunk is: page or pages, then its heading path."""
+    return hit.location(" · ")
+
+
+def _num(value: float | None, digits: int) -> str:
+    return "–" if value is None else f"{value:.{digits}f}"
+
+
+def link_citations(text: str, known: set[int]) -> str:
+    """Markdown with each known [n] marker turned into a link to its source card."""
+
+    def one(match: re.Match[str]) -> str:
+        inner = re.sub(r"\d+", lambda m: (f"[{m.group()}](#src-{m.group()})"
+                                          if int(m.group()) in known else m.group()),
+                       match.group(1))
+        return f"[{inner}]"
+
+    return _CITATION.sub(one, text)
+
+
+def one_line(text: str, limit: int = 90) -> str:
+    """The first line of a text, whitespace collapsed, cut to a limit with an ellipsis."""
+    first = " ".join(text.strip().split("\n", 1)[0].split())
+    return first if len(first) <= limit else first[: limit - 1].rstrip() + "…"
+
+
+def hits_markdown(sources: list[Source]) -> str:
+    """A short Markdown list of sources, for a collapsible search step."""
+    if not sources:
+        return "No results."
+    lines = []
+    for s in sources:
+        where = location(s.hit)
+        rerank = ("" if s.hit.sentence_score is None
+                  else f", sentence {_num(s.hit.sentence_score, 3)}")
+        rerank += ("" if s.hit.rerank_score is None
+                   else f", rerank {_num(s.hit.rerank_score, 3)}")
+        lines.append(f"{s.n}. **{s.hit.source}**{' · ' + where if where else ''} — "
+                     f"cosine {_num(s.hit.dense_score, 3)}, BM25 {_num(s.hit.bm25_score, 2)}"
+                     f"{rerank}")
+    return "\n".join(lines)
+
+
+def _score(name: str, value: str) -> str:
+    return (f"<span class='rag-score' title='{_SCORE_TIPS[name]}'>{name} <b>{value}</b>"
+            f"</span>")
+
+
+def source_card(source: Source, cited: bool) -> str:
+    """One numbered source: file, place, scores, and the chunk text behind a summary."""
+    esc, hit, n = html.escape, source.hit, source.n
+    badge = "<span class='rag-badge'>cited</span>" if cited else ""
+    preview = " ".join(hit.text.split())
+    preview = preview[:110] + ("…" if len(preview) > 110 else "")
+    scores = [_score("cosine", _num(hit.dense_score, 3)), _score("BM25", _num(hit.bm25_score, 2))]
+    if hit.sentence_score is not None:
+        scores.append(_score("sentence", _num(hit.sentence_score, 3)))
+    if hit.rerank_score is not None:
+        scores.append(_score("rerank", _num(hit.rerank_score, 3)))
+    order = "reranking" if hit.rerank_score is not None else "fusion"
+    scores.append(f"<span class='rag-score' title='rank after {order} (fused score)'>rank "
+                  f"<b>{hit.rank}</b> · fused {hit.score:.4f}</span>")
+    return (f"<div class='rag-source{' rag-cited' if cited else ''}' id='src-{n}'>"
+            f"<div class='rag-source-title'><span class='rag-n'>[{n}]</span>"
+            f"<span class='rag-file'>{esc(hit.source)}</span>"
+            f"<span class='rag-where'>{esc(location(hit))}</span>{badge}</div>"
+            f"<div class='rag-scores'>{''.join(scores)}</div>"
+            f"<details><summary>{esc(preview)}</summary>"
+            f"<div class='rag-chunk'>{esc(hit.text)}</div></details></div>")
+
+
+def sources_html(answer: Answer | None) -> str:
+    """The sources panel for one answer: numbered cards with scores and the chunk text."""
+    if answer is None:
+        return ("<div class='rag-sources'><div class='rag-empty'>Sources appear here: the "
+                "passages each answer was built from, with their scores.</div></div>")
+    head = "Sources"
+    if answer.query:
+        head += f" <span class='rag-query'>for “{html.escape(answer.query)}”</span>"
+    parts = [f"<div class='rag-sources'><div class='rag-sources-head'>{head}</div>"]
+    if not answer.sources:
+        note = "No sources found." if answer.done else "Searching…"
+        parts.append(f"<div class='rag-empty'>{note}</div>")
+    cited = set(answer.citations)
+    parts.extend(source_card(s, s.n in cited) for s in answer.listed)
+    parts.extend(f"<div class='rag-warn'>{WARN} [{n}] does not match any source.</div>"
+                 for n in answer.unknown_citations)
+    parts.append("</div>")
+    return "".join(parts)
+
+
+def _step(title: str, content: str, status: str = "done",
+          duration: float | None = None) -> dict[str, Any]:
+    meta: dict[str, Any] = {"title": title, "status": status}
+    if duration is not None:
+        meta["duration"] = duration
+    return {"role": "assistant", "content": content, "metadata": meta}
+
+
+def _search_message(answer: Answer, search: Search) -> dict[str, Any] | None:
+    found = "…" if search.pending else hits_markdown(answer.sources_of(search))
+    if search.tool:
+        return _step(f"Searched: {one_line(search.query)}", found)
+    if search.rewritten:  # the question's own search shows only when its query differs
+        return _step(f"Searched for: {one_line(search.query)}", found)
+    return None
+
+
+def chat_messages(answer: Answer) -> list[dict[str, Any]]:
+    """The chatbot messages of one reply, after its question: searches, thinking, the
+    answer with linked citations, and the error if it failed."""
+    known = set(answer.sources)
+    messages: list[dict[str, Any]] = []
+    for step in answer.steps:
+        if isinstance(step, Search):
+            message = _search_message(answer, step)
+            if message is not None:
+                messages.append(message)
+        elif isinstance(step, Thought):
+            pending = step.seconds is None
+            messages.append(_step("Thinking", step.text, "pending" if pending else "done",
+                                  step.seconds))
+        elif isinstance(step, Draft):
+            messages.append({"role": "assistant", "content": link_citations(step.text, known)})
+    if answer.text:
+        messages.append({"role": "assistant", "content": link_citations(answer.text, known)})
+    if answer.error is not None:
+        hint = f"\n\n{SOURCES_HINT}" if answer.sources else ""
+        messages.append({"role": "assistant", "content": f"{WARN} {answer.error}{hint}"})
+    return messages
+
+
+def done_note(answer: Answer) -> str:
+    """'✓ answered in 3.1 s · first token after 0.4 s · 812 tokens · cites [1], [2]'."""
+    parts = []
+    total = answer.timings.get("total")
+    if total is not None:
+        parts.append(f"answered in {total:.1f} s")
+    first = answer.timings.get("first_token")
+    if first is not None:
+        parts.append(f"first token after {first:.1f} s")
+    if answer.usage:
+        parts.append(f"{answer.usage.get('total_tokens', 0)} tokens")
+    if answer.citations:
+        parts.append("cites " + ", ".join(f"[{n}]" for n in answer.citations))
+    note = "✓ " + (" · ".join(parts) or "done")
+    unknown = answer.unknown_citations
+    if unknown:
+        verb = "does" if len(unknown) == 1 else "do"
+        note += f"  \n{WARN} {', '.join(f'[{n}]' for n in unknown)} {verb} not match any source."
+    return note
+
+
+def status_text(answer: Answer) -> str:
+    """The line under the chat: notices, then how the answer went once it is complete."""
+    lines = [f"ℹ {message}" for message in answer.notices]
+    if answer.final is not None:
+        lines.append(done_note(answer))
+    return "  \n".join(lines)

@@ -1,0 +1,96 @@
+"""The app's services: one knowledge base and its answering pipeline, opened on first use."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from rag.errors import ConfigError, LLMError, RagError
+from rag.ingest import IngestResult, Progress
+from rag.kb import KnowledgeBase
+from rag.llm import LLMClient, LLMConfig, ModelNotFound
+from rag.loading import document_name
+from rag.pipeline import AnswerPipeline
+from rag.schema import DocumentInfo
+from rag.ui.tables import llm_card
+
+log = logging.getLogger(__name__)
+
+STATUS_CHECK_TIMEOUT = 3.0
+CHAT_CONCURRENCY = 8
+
+
+class Services:
+    """What the app's handlers and API call: ask, search, ingest, list, delete, check."""
+
+    def __init__(self, kb: KnowledgeBase) -> None:
+        self.kb = kb
+        self.settings = kb.settings
+        self._lock = threading.Lock()
+
+    def pipeline(self) -> AnswerPipeline:
+        """The answering pipeline; the store and model are opened on the first call.
+
+        With unusable LLM settings the knowledge base gives a sources-only pipeline, so
+        search still works and every answer says what to configure.
+        """
+        with self._lock:  # sessions start together; the store is opened once
+            return self.kb.pipeline
+
+    def warm_up(self) -> None:
+        """Open the store, load the embedding model and a local reranker now, so the first
+        page and the first question are fast."""
+        started = time.perf_counter()
+        try:
+            retriever = self.pipeline().retriever
+            retriever.store.count_chunks()
+            warm = getattr(retriever.reranker, "warm_up", None)  # local models only
+            if warm is not None:
+                warm()
+        except RagError as exc:
+            log.warning("The knowledge base is not available yet: %s", exc)
+            return
+        log.info("Knowledge base ready in %.1f s", time.perf_counter() - started)
+
+    def documents(self) -> list[DocumentInfo]:
+        """Every document in the knowledge base."""
+        return self.pipeline().retriever.store.list_documents()
+
+    def ingest(self, files: list[dict[str, Any]],
+               progress: Callable[[Progress], None] | None = None) -> list[IngestResult]:
+        """Ingest uploaded files ({path, orig_name}), each named by its original file name
+        (rag.loading.document_name); a file of another type fails alone."""
+        self.pipeline()
+        named = [(Path(f["path"]), document_name(f.get("orig_name") or Path(f["path"]).name))
+                 for f in files]
+        return self.kb.ingestor.ingest_files(named, progress)
+
+    def delete(self, names: list[str]) -> list[DocumentInfo]:
+        """Delete documents by name."""
+        store = self.pipeline().retriever.store
+        deleted = [store.delete_document(name) for name in names]
+        store.flush()
+        return deleted
+
+    def check_llm(self) -> str:
+        """HTML naming the LLM endpoint and model, and whether it answers (short timeout)."""
+        try:
+            config = LLMConfig.from_settings(self.settings)
+        except ConfigError as exc:
+            return llm_card("", "", "bad", "Not configured", str(exc))
+        probe = LLMClient(replace(config, timeout=STATUS_CHECK_TIMEOUT, max_retries=0))
+        where = f"{config.base_url} ({config.provider_name})"
+        try:
+            probe.check()
+        except ModelNotFound as exc:
+            return llm_card(config.model, where, "warn", "Reachable, model missing", str(exc))
+        except LLMError as exc:
+            return llm_card(config.model, where, "bad", "Not reachable",
+                            f"{exc} Search still works; answers need OPENAI_BASE_URL, "
+                            "OPENAI_API_KEY and LLM_MODEL.")
+        return llm_card(config.model, where, "ok", "Reachable", "")
