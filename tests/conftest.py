@@ -1,8 +1,14 @@
-"""Shared fixtures: the shared data folder, the real embedding model, real Milvus Lite stores."""
+"""Shared fixtures: the shared data folder, the real embedding model, real Milvus Lite stores,
+a Milvus Lite gRPC server, the loopback gpt-oss server. Plain helpers are in tests/helpers.py."""
 
 from __future__ import annotations
 
 import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,12 +21,8 @@ from rag.embedding import LocalEmbedder
 from rag.ingest import Ingestor
 from rag.retrieval import Retriever
 from rag.store import MilvusStore
+from tests.helpers import FAQ, SHARED, free_port, open_store
 from tests.llm_server import FakeGptOss
-
-ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared" / "data"
-PDFS = SHARED / "pdfs"
-MILVUS_DOCS = SHARED / "milvus-docs"
 
 pytest_plugins = ["tests.llamacpp_server"]
 
@@ -42,8 +44,7 @@ def embedder() -> LocalEmbedder:
 @pytest.fixture
 def store(tmp_path: Path, embedder: LocalEmbedder) -> Iterator[MilvusStore]:
     """A fresh Milvus Lite database in a temporary folder."""
-    s = MilvusStore(str(tmp_path / "kb.db"), embedding_model=embedder.name,
-                    dimension=embedder.dimension)
+    s = open_store(tmp_path / "kb.db", embedder)
     yield s
     s.close()
 
@@ -71,8 +72,29 @@ def llm() -> Iterator[FakeGptOss]:
 def faq_retriever(tmp_path_factory: pytest.TempPathFactory,
                   embedder: LocalEmbedder) -> Iterator[Retriever]:
     """A hybrid retriever over the Milvus FAQ pages, one store per test module."""
-    store = MilvusStore(str(tmp_path_factory.mktemp("faq") / "kb.db"),
-                        embedding_model=embedder.name, dimension=embedder.dimension)
-    Ingestor(store, embedder).ingest_paths([MILVUS_DOCS / "faq"])
+    store = open_store(tmp_path_factory.mktemp("faq") / "kb.db", embedder)
+    Ingestor(store, embedder).ingest_paths([FAQ])
     yield Retriever(store, embedder)
     store.close()
+
+
+@pytest.fixture
+def milvus_server(tmp_path: Path) -> Iterator[str]:
+    """A real Milvus Lite gRPC server on loopback; yields its http:// URI."""
+    port = free_port()
+    exe = shutil.which("milvus-lite") or str(Path(sys.executable).parent / "milvus-lite")
+    proc = subprocess.Popen([exe, "server", "--host", "127.0.0.1", "--port", str(port),
+                             "--data-dir", str(tmp_path / "server")],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                break
+        time.sleep(0.2)
+    else:
+        proc.kill()
+        pytest.fail("milvus-lite server did not start")
+    yield f"http://127.0.0.1:{port}"
+    proc.terminate()
+    proc.wait(timeout=30)

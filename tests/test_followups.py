@@ -18,10 +18,9 @@ from rag.followups import (
     rewrite_messages,
     rewrite_problem,
 )
-from rag.llm import LLMClient, LLMConfig
-from rag.pipeline import AnswerPipeline
 from rag.prompting import Turn
 from rag.retrieval import Retriever
+from tests.helpers import answer_pipeline
 from tests.llm_server import FakeGptOss, completion
 
 DEPENDS = [
@@ -203,12 +202,6 @@ def test_rewrite_prompt_is_tight():
 
 # --- the pipeline, against real Milvus Lite and the loopback gpt-oss server -----------------
 
-def _pipeline(retriever: Retriever, server: FakeGptOss) -> AnswerPipeline:
-    config = LLMConfig(base_url=server.base_url, api_key="k", model="gpt-oss-20b",
-                       max_retries=0)
-    return AnswerPipeline(retriever, LLMClient(config), top_k=4, max_output_tokens=512)
-
-
 def _searched(events: list, retriever: Retriever, query: str) -> None:
     """The sources given to the model are exactly what searching `query` finds."""
     sources = next(e for e in events if isinstance(e, SourcesEvent)).sources
@@ -217,7 +210,7 @@ def _searched(events: list, retriever: Retriever, query: str) -> None:
 
 def test_a_self_contained_follow_up_is_searched_as_asked(faq_retriever: Retriever, llm: FakeGptOss):
     question = "How does Milvus flush data?"
-    events = list(_pipeline(faq_retriever, llm).ask(question, HISTORY))
+    events = list(answer_pipeline(faq_retriever, llm).ask(question, HISTORY))
     assert len(llm.requests) == 1 and llm.requests[0]["stream"]  # the answer; no rewrite
     assert not any(isinstance(e, QueryEvent | NoticeEvent) for e in events)
     _searched(events, faq_retriever, question)
@@ -228,7 +221,7 @@ def test_a_self_contained_follow_up_is_searched_as_asked(faq_retriever: Retrieve
 def test_a_dependent_follow_up_is_rewritten(faq_retriever: Retriever, llm: FakeGptOss):
     rewrite = "Can I share a MinIO instance among multiple Milvus instances?"
     llm.script(completion(rewrite, reasoning="The user now asks about MinIO."))
-    events = list(_pipeline(faq_retriever, llm).ask(FOLLOW_UP, HISTORY))
+    events = list(answer_pipeline(faq_retriever, llm).ask(FOLLOW_UP, HISTORY))
     request = llm.requests[0]
     assert not request.get("stream") and request["reasoning_effort"] == "low"
     prompt = request["messages"][-1]["content"]
@@ -246,7 +239,7 @@ def test_raw_harmony_reasoning_never_becomes_the_query(faq_retriever: Retriever,
     llm.script(completion("<|channel|>analysis<|message|>They asked about etcd before, so "
                           "MinIO sharing.<|end|><|start|>assistant<|channel|>final<|message|>"
                           "Can Milvus instances share one MinIO?<|return|>"))
-    events = list(_pipeline(faq_retriever, llm).ask(FOLLOW_UP, HISTORY))
+    events = list(answer_pipeline(faq_retriever, llm).ask(FOLLOW_UP, HISTORY))
     query = next(e for e in events if isinstance(e, QueryEvent))
     assert query.query == "Can Milvus instances share one MinIO?"
 
@@ -260,7 +253,7 @@ def test_raw_harmony_reasoning_never_becomes_the_query(faq_retriever: Retriever,
 def test_an_answer_instead_of_a_query_falls_back(faq_retriever: Retriever, llm: FakeGptOss,
                                                  reply: str, reason: str):
     llm.script(completion(reply))
-    events = list(_pipeline(faq_retriever, llm).ask(FOLLOW_UP, HISTORY))
+    events = list(answer_pipeline(faq_retriever, llm).ask(FOLLOW_UP, HISTORY))
     notices = [e.message for e in events if isinstance(e, NoticeEvent)]
     assert len(notices) == 1 and reason in notices[0] and FALLBACK in notices[0]
     query = next(e for e in events if isinstance(e, QueryEvent))
@@ -273,7 +266,7 @@ def test_an_answer_instead_of_a_query_falls_back(faq_retriever: Retriever, llm: 
 def test_a_rewrite_with_only_reasoning_falls_back(faq_retriever: Retriever, llm: FakeGptOss):
     llm.script(completion("<|channel|>analysis<|message|>Still thinking about MinIO",
                           finish_reason="length"))
-    events = list(_pipeline(faq_retriever, llm).ask(FOLLOW_UP, HISTORY))
+    events = list(answer_pipeline(faq_retriever, llm).ask(FOLLOW_UP, HISTORY))
     notice = next(e for e in events if isinstance(e, NoticeEvent))
     assert "LLM_MAX_OUTPUT_TOKENS" in notice.message
     assert next(e for e in events if isinstance(e, QueryEvent)).query == FALLBACK

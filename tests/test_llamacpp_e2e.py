@@ -53,11 +53,9 @@ def test_pipeline_streams_a_cited_answer_from_a_real_server(llamacpp_server: str
     from rag.llm import LLMClient, LLMConfig, LLMUnreachable
     from rag.pipeline import AnswerPipeline
     from rag.retrieval import Retriever
-    from rag.store import MilvusStore
-    from tests.conftest import PDFS
+    from tests.helpers import PDFS, UNREACHABLE_LLM, open_store
 
-    store = MilvusStore(str(tmp_path / "kb.db"), embedding_model=embedder.name,
-                        dimension=embedder.dimension)
+    store = open_store(tmp_path / "kb.db", embedder)
     try:
         Ingestor(store, embedder).ingest_paths([PDFS / "nist-sp800-145-cloud-definition-7p.pdf"])
         llm = LLMClient(LLMConfig(base_url=llamacpp_server, api_key="unused",
@@ -75,7 +73,7 @@ def test_pipeline_streams_a_cited_answer_from_a_real_server(llamacpp_server: str
     assert isinstance(events[-1], DoneEvent), events[-1]
     assert events[-1].timings["first_token"] <= events[-1].timings["total"]
 
-    closed = LLMClient(LLMConfig(base_url="http://127.0.0.1:9/v1", api_key="x", model="m",
+    closed = LLMClient(LLMConfig(base_url=UNREACHABLE_LLM, api_key="x", model="m",
                                  max_retries=0))
     with pytest.raises(LLMUnreachable):
         closed.list_models()

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
 
 from rag.loading import iter_files, load, markdown_sections
 from rag.markup import heading_line, html_text
+from tests.helpers import MILVUS_DOCS
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
-DOCS = SHARED / "milvus-docs"
 # Tags the Milvus docs use outside code; none may survive in the text.
 _TAGS = re.compile(
     r"</?(?:table|thead|tbody|tr|td|th|div|span|br|p|a|img|li|ul|ol|strong|em|h[1-6]|details"
@@ -104,18 +102,19 @@ def test_heading_line() -> None:
 
 
 def test_real_html_table_and_alert() -> None:
-    sections = list(load(DOCS / "userGuide" / "manage-collections.md").sections)
+    sections = list(load(MILVUS_DOCS / "userGuide" / "manage-collections.md").sections)
     text = "\n".join(s.text for s in sections)
     assert "Parameter | Description\nauto_id | Determines if the primary field automatically" \
         " increments. Setting this to True makes" in text
     assert "\nPython Java Node.js cURL\n" not in text  # the language tab switcher
-    rag = "\n".join(s.text for s in load(DOCS / "tutorials" / "build-rag-with-milvus.md").sections)
+    tutorial = MILVUS_DOCS / "tutorials" / "build-rag-with-milvus.md"
+    rag = "\n".join(s.text for s in load(tutorial).sections)
     assert "If you are using Google Colab, to enable dependencies just installed, you may need" \
         " to restart the runtime." in rag
 
 
 def test_real_details_and_fragments() -> None:
-    sections = list(load(DOCS / "reference" / "metric.md").sections)
+    sections = list(load(MILVUS_DOCS / "reference" / "metric.md").sections)
     text = "\n".join(s.text for s in sections)
     assert "Why is the top1 result of a vector search not the search vector itself" in text
     assert "{{" not in text and "fragments/" not in text
@@ -125,7 +124,7 @@ def test_real_details_and_fragments() -> None:
 @pytest.mark.parametrize("folder", ["userGuide", "tutorials", "reference", "integrations"])
 def test_no_tags_outside_code_in_real_docs(folder: str) -> None:
     """Tags may stay only inside code (code is content): check the text without code lines."""
-    for path, source in iter_files([DOCS / folder]):
+    for path, source in iter_files([MILVUS_DOCS / folder]):
         raw = path.read_text(encoding="utf-8")
         for section in load(path, source).sections:
             for line in section.text.split("\n"):

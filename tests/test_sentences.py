@@ -3,6 +3,7 @@ hybrid fusion, on the real encoder (both runtimes) and a real Milvus Lite store.
 
 from __future__ import annotations
 
+import itertools
 import logging
 from pathlib import Path
 
@@ -47,7 +48,7 @@ def test_many_spans_merge_pairwise_to_the_limit_and_always_fit_the_field():
     spans = sentence_spans(text)
     assert len(spans) <= MAX_SENTENCES
     assert spans[0][0] == 0 and spans[-1][1] == len(text)
-    assert all(a[1] < b[0] for a, b in zip(spans, spans[1:], strict=False))  # in order, apart
+    assert all(a[1] < b[0] for a, b in itertools.pairwise(spans))  # in order, apart
     assert len(pack(np.ones((MAX_SENTENCES, 384), dtype=np.float32))) <= MAX_PACKED
     with pytest.raises(ValueError, match="do not fit"):
         pack(np.ones((MAX_SENTENCES * 2, 384), dtype=np.float32))
