@@ -1,6 +1,10 @@
 # gpt-oss-rag: the web app on Milvus Lite with the local embedding model baked in (works offline).
 # Build: docker build -t gpt-oss-rag .
-# Run:   docker run -p 7860:7860 -v rag-data:/data -e OPENAI_BASE_URL=http://host.docker.internal:11434/v1 gpt-oss-rag
+# Run:   docker run -p 7860:7860 -v rag-data:/data -e RAG_AUTH=alice:long-secret \
+#          -e OPENAI_BASE_URL=http://host.docker.internal:11434/v1 gpt-oss-rag
+# The container listens on 0.0.0.0, so the app starts only with a login (RAG_AUTH=user:password)
+# or with RAG_ALLOW_NO_AUTH=true, the operator's explicit word that the network in front of it
+# is trusted (a reverse proxy with its own login, or -p 127.0.0.1:7860:7860 on a one-user box).
 FROM python:3.11-slim-bookworm
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -10,6 +14,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     HF_HUB_OFFLINE=1 \
     TRANSFORMERS_OFFLINE=1 \
     GRADIO_SERVER_NAME=0.0.0.0 \
+    RAG_ALLOW_NO_AUTH=false \
     GRADIO_SERVER_PORT=7860 \
     GRADIO_ANALYTICS_ENABLED=False \
     MILVUS_URI=/data/milvus.db \

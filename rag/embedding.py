@@ -11,6 +11,7 @@ from typing import Protocol
 import numpy as np
 
 from rag.errors import EmbeddingError
+from rag.redact import redact
 from rag.sentences import pool
 
 TokenOutput = tuple[np.ndarray, np.ndarray, list[tuple[int, int]]]
@@ -250,7 +251,7 @@ class OpenAIEmbedder:
                 response = self._client.embeddings.create(model=self.name, input=batch)
             except openai.APIConnectionError as exc:
                 raise EmbeddingError(
-                    f"Cannot reach the embedding server at {self.base_url}: is it running? "
+                    f"Cannot reach the embedding server at {redact(self.base_url)}: is it running? "
                     "Set EMBEDDING_BASE_URL."
                 ) from exc
             except openai.AuthenticationError as exc:

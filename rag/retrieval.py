@@ -23,7 +23,7 @@ class Retriever:
 
     def __init__(self, store: MilvusStore, embedder: Embedder, *, mode: str = Mode.HYBRID,
                  fusion: Fusion = Fusion.CONVEX, rrf_k: int = 60, dense_weight: float = 1.0,
-                 alpha: float = 0.5, sentences: float = 0.0, candidates: int = 50,
+                 alpha: float = 0.5, sentences: float = 0.7, candidates: int = 50,
                  reranker: Reranker | None = None, rerank_candidates: int = 30) -> None:
         self.store = store
         self.embedder = embedder

@@ -38,7 +38,7 @@ class Settings:
     fusion_rrf_k: int = 60
     fusion_dense_weight: float = 1.0  # rrf: weight of the dense ranking (BM25's is 1)
     fusion_alpha: float = 0.5  # convex: share of the normalised cosine (BM25 gets the rest)
-    fusion_sentences: float = 0.4  # convex: share of the best sentence's cosine; 0 turns it off
+    fusion_sentences: float = 0.7  # convex: share of the best sentence's cosine; 0 turns it off
 
     reranker: str = ""  # model name or folder; empty: the packaged default if any; none: off
     reranker_backend: str = "local"  # local | http
@@ -58,6 +58,10 @@ class Settings:
     llm_max_retries: int = 2
 
     rag_auth: str = ""  # "user:password" turns on the web app's login
+    # Beyond loopback the web app needs RAG_AUTH, unless this says so (or it is a Space).
+    rag_allow_no_auth: bool = False
+    gradio_server_name: str = "127.0.0.1"  # where the web app listens (Gradio's variable)
+    space_id: str = ""  # set by Hugging Face Spaces: a public demo, served without a login
     rag_mcp: bool = False
     rag_demo_docs: str = ""  # folder loaded into an empty knowledge base on start
 

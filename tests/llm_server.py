@@ -2,6 +2,7 @@
 
     server = FakeGptOss().start()          # http://127.0.0.1:PORT/v1
     server.script(reasoning_answer(["Hm."], ["Hi [1]."]), http_error(429, retry_after="0"))
+    server.script(raw_stream(["{not json"], before=["The sky"]))  # a malformed stream line
     ...
     server.stop()
 
@@ -35,6 +36,9 @@ class SSE:
     error: dict[str, Any] | None = None  # sent as a {"error": ...} event after the deltas
     drop: Literal["", "chunked", "eof"] = ""  # close the connection after the deltas
     delay: float = 0.0  # seconds to wait before answering
+    raw: list[str | bytes] = field(default_factory=list)  # sent as-is, one `data:` line
+    # each, after the deltas (before the error, the drop or the finish): e.g. "{not json"
+    pause: float = 0.0  # seconds to wait after the deltas and raw lines: a stalled stream
 
 
 @dataclass
@@ -45,6 +49,7 @@ class JSONReply:
     status: int = 200
     headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0
+    raw: str | None = None  # sent as the body instead of `body`: e.g. "{not json"
 
 
 Scenario = SSE | JSONReply
@@ -83,6 +88,14 @@ def tool_call_stream(name_parts: list[str], argument_parts: list[str], *,
             call["id"] = call_id
         deltas.append({"tool_calls": [call]})
     return SSE(deltas, finish_reason="tool_calls")
+
+
+def raw_stream(lines: list[str | bytes], *, before: list[str] | None = None,
+               finish_reason: str | None = "stop") -> SSE:
+    """Content deltas `before`, then each of `lines` sent verbatim as a `data:` line (a
+    malformed or oddly shaped chunk), then the finish, usage and [DONE] as usual."""
+    return SSE([{"content": part} for part in before or []], raw=list(lines),
+               finish_reason=finish_reason)
 
 
 def completion(content: str, *, reasoning: str | None = None, model: str = "gpt-oss-20b",
@@ -293,13 +306,13 @@ class _Handler(BaseHTTPRequestHandler):
         scenario = self.fake._next(body)
         time.sleep(scenario.delay)
         if isinstance(scenario, JSONReply):
-            self._json(scenario.status, scenario.body, scenario.headers)
+            self._json(scenario.status, scenario.body, scenario.headers, raw=scenario.raw)
         else:
             self._stream(scenario, body)
 
     def _json(self, status: int, body: dict[str, Any],
-              headers: dict[str, str] | None = None) -> None:
-        data = json.dumps(body).encode()
+              headers: dict[str, str] | None = None, *, raw: str | None = None) -> None:
+        data = (json.dumps(body) if raw is None else raw).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
@@ -320,8 +333,8 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
         self.end_headers()
 
-        def send(data: str) -> None:
-            payload = f"data: {data}\n\n".encode()
+        def send(data: str | bytes) -> None:
+            payload = b"data: " + (data.encode() if isinstance(data, str) else data) + b"\n\n"
             if chunked:
                 payload = f"{len(payload):x}\r\n".encode() + payload + b"\r\n"
             self.wfile.write(payload)
@@ -338,6 +351,9 @@ class _Handler(BaseHTTPRequestHandler):
         send(chunk({"role": "assistant", "content": ""}))
         for delta in sse.deltas:
             send(chunk(delta))
+        for line in sse.raw:
+            send(line)
+        time.sleep(sse.pause)
         if sse.drop:
             self.close_connection = True  # no terminating chunk: the body is cut short
             return

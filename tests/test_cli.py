@@ -207,3 +207,24 @@ def test_grpc_goaway_lines_stay_off_the_console(tmp_path: Path):
     stderr = {mode: process.communicate(timeout=120)[1] for mode, process in runs.items()}
     assert "too_many_pings" in stderr["plain"]
     assert "too_many_pings" not in stderr["configured"] and "GOAWAY" not in stderr["configured"]
+
+
+def test_ask_with_a_malformed_stream_line_ends_with_an_error_event(run, llm: FakeGptOss):
+    """Issue 12, item 5: `data: {not json` from the server was a JSONDecodeError traceback."""
+    from tests.llm_server import raw_stream
+
+    run("ingest", str(MILVUS_DOCS / "faq" / "product_faq.md"))
+    llm.script(raw_stream(["{not json"], before=["Milvus is "]))
+    result = run("ask", "--json", "What is Milvus?", ok=False)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    events = _lines(result.stdout)
+    assert [e["type"] for e in events][-2:] == ["answer", "error"]
+    message = events[-1]["message"]
+    assert f"The LLM server at {llm.base_url} sent a malformed stream line" in message
+    assert "'{not json'" in message and "OPENAI_BASE_URL" in message
+
+    llm.script(raw_stream(['{"choices": [{"delta": {"content": 5}}]}']))
+    plain = run("ask", "What is Milvus?", ok=False)
+    assert plain.returncode == 1 and "Traceback" not in plain.stderr
+    assert "error: The LLM server at" in plain.stderr
+    assert "unexpected shape (choices[0].delta.content: expected text, got 5)" in plain.stderr

@@ -47,6 +47,7 @@ from tests.llm_server import (
     ECHO_REASONING,
     SSE,
     FakeGptOss,
+    JSONReply,
     completion,
     content_stream,
     context_too_long,
@@ -54,6 +55,7 @@ from tests.llm_server import (
     http_error,
     model_not_found,
     rate_limited,
+    raw_stream,
     reasoning_answer,
     tool_call_stream,
 )
@@ -497,6 +499,107 @@ def test_timeout(server: FakeGptOss) -> None:
     server.script(SSE([{"content": "late"}], delay=1.5))
     with pytest.raises(LLMTimeout, match="LLM_TIMEOUT"):
         list(client(server, timeout=0.3).stream_chat(ASK))
+
+
+# --- what a faulty server sends inside a stream ----------------------------------------------
+
+MALFORMED = "Check that OPENAI_BASE_URL points at an OpenAI-compatible server"
+
+
+def stream_until_error(llm: LLMClient, **kwargs: object) -> tuple[list, LLMError]:
+    """The items a stream yielded before it failed, and its error (it must fail)."""
+    items: list = []
+    with pytest.raises(LLMError) as caught:
+        for item in llm.stream_chat(ASK, **kwargs):  # type: ignore[arg-type]
+            items.append(item)
+    return items, caught.value
+
+
+def test_malformed_stream_line_is_an_llm_error(server: FakeGptOss) -> None:
+    server.script(raw_stream(["{not json"], before=["The sky"]))
+    items, error = stream_until_error(client(server))
+    assert run(items)[1] == "The sky"  # what came before the bad line was streamed
+    assert type(error) is LLMError  # our error, not json.JSONDecodeError
+    message = str(error)
+    assert message.startswith(f"The LLM server at {server.base_url} sent a malformed stream "
+                              "line (not JSON: ")
+    assert "'{not json'" in message and "The answer stops here." in message
+    assert MALFORMED in message
+    assert server.chat_requests == 1  # not retried: deltas went out
+
+
+def test_a_long_malformed_line_is_quoted_short(server: FakeGptOss) -> None:
+    server.script(raw_stream(["{" + "x" * 20000]))
+    _, error = stream_until_error(client(server))
+    assert "... (20001 characters)" in str(error) and len(str(error)) < 600
+
+
+def test_a_stream_line_that_is_not_utf8(server: FakeGptOss) -> None:
+    server.script(raw_stream([b'{"choices": [{"delta": {"content": "\xff\xfe"}}]}']))
+    _, error = stream_until_error(client(server))
+    assert "sent a malformed stream line (not UTF-8 text: byte 0xff" in str(error)
+
+
+@pytest.mark.parametrize(("line", "problem"), [
+    ("[1, 2]", "the stream chunk: expected an object, got [1, 2]"),
+    ("null", "the stream chunk: expected an object, got None"),
+    ('{"choices": "abc"}', "choices: expected a list, got 'abc'"),
+    ('{"choices": [5]}', "choices[0]: expected an object, got 5"),
+    ('{"choices": [{"delta": "x"}]}', "choices[0].delta: expected an object, got 'x'"),
+    ('{"choices": [{"delta": {"content": 5}}]}', "choices[0].delta.content: expected text"),
+    ('{"choices": [{"delta": {"reasoning": ["a"]}}]}', "choices[0].delta.reasoning: expected"),
+    ('{"choices": [{"delta": {"tool_calls": [{"index": "a"}]}}]}',
+     "choices[0].delta.tool_calls[0].index: expected a whole number, got 'a'"),
+    ('{"choices": [{"delta": {"tool_calls": [{"function": {"name": 5}}]}}]}',
+     "choices[0].delta.tool_calls[0].function.name: expected text, got 5"),
+    ('{"choices": [{"finish_reason": 1}]}', "choices[0].finish_reason: expected text, got 1"),
+    ('{"choices": [], "usage": {"prompt_tokens": "many"}}',
+     "usage.prompt_tokens: expected a whole number, got 'many'"),
+])
+def test_a_chunk_of_unexpected_shape_is_an_llm_error(server: FakeGptOss, line: str,
+                                                      problem: str) -> None:
+    """Each of these used to crash deep in the parser or be skipped without a word."""
+    server.script(raw_stream([line], before=["The sky"]))
+    items, error = stream_until_error(client(server))
+    assert run(items)[1] == "The sky"
+    assert str(error).startswith(f"The LLM server at {server.base_url} sent a stream chunk of "
+                                 f"an unexpected shape ({problem}")
+    assert MALFORMED in str(error)
+
+
+def test_chunks_the_project_does_not_read_may_hold_anything(server: FakeGptOss) -> None:
+    server.script(raw_stream(['{"choices": [], "system_fingerprint": 5, "x": [1]}',
+                              '{"choices": [{"delta": {"role": 7, "refusal": null}}]}'],
+                             before=["Blue."]))
+    assert run(list(client(server).stream_chat(ASK)))[1] == "Blue."
+
+
+def test_error_object_mid_stream_without_a_message(server: FakeGptOss) -> None:
+    server.script(raw_stream(['{"error": "overloaded"}'], before=["The sky"]))
+    _, error = stream_until_error(client(server))
+    assert str(error) == "The LLM server stopped in the middle of the answer: overloaded"
+
+
+def test_a_stalled_stream_times_out(server: FakeGptOss) -> None:
+    server.script(SSE([{"content": "The sky"}], pause=1.5))
+    items, error = stream_until_error(client(server, timeout=0.3))
+    assert isinstance(error, LLMTimeout) and "nothing arrived for 0.3 s" in str(error)
+    assert run(items)[1] == "The sky"
+
+
+@pytest.mark.parametrize(("raw", "problem"), [
+    ("{not json", "sent a malformed reply (not JSON: "),
+    ("[1, 2]", "sent a reply of an unexpected shape (the reply: expected an object"),
+    ('{"choices": [{"message": {"content": 5}}]}',
+     "sent a reply of an unexpected shape (choices[0].message.content: expected text, got 5"),
+])
+def test_complete_with_a_malformed_reply(server: FakeGptOss, raw: str, problem: str) -> None:
+    server.script(JSONReply({}, raw=raw))
+    with pytest.raises(LLMError) as caught:
+        client(server).complete(ASK)
+    assert type(caught.value) is LLMError
+    assert str(caught.value).startswith(f"The LLM server at {server.base_url} {problem}")
+    assert "The answer stops here" not in str(caught.value)
 
 
 # --- the echo RAG default used by later pipeline tests ---------------------------------------

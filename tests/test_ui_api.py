@@ -382,3 +382,87 @@ def test_demo_docs_fill_an_empty_knowledge_base_once(tmp_path: Path) -> None:
             kb.close()
         if start == 1:  # the next start finds a filled knowledge base and adds nothing
             (folder / "later.md").write_text("# Later\n\nNot loaded.\n", encoding="utf-8")
+
+
+def test_credentials_in_server_urls_are_never_shown(llm: FakeGptOss, tmp_path: Path) -> None:
+    from rag.embedding import OpenAIEmbedder
+    from rag.errors import EmbeddingError
+    from rag.kb import KnowledgeBase
+    from rag.redact import redact
+    from rag.rerank import RerankError
+    from rag.rerank.http import HttpReranker
+    from rag.ui.services import Services
+
+    assert redact("at http://alice:s3cret@host:8000/v1?api_key=k3y&x=1 and https://t0k@h/") == (
+        "at http://***@host:8000/v1?api_key=***&x=1 and https://***@h/")
+    reachable = llm.base_url.replace("http://", "http://alice:s3cret@")
+    closed = f"http://alice:s3cret@127.0.0.1:{free_port()}/v1"
+
+    def sidebar(url: str, model: str = "gpt-oss-20b") -> str:
+        settings = Settings(milvus_uri=str(tmp_path / "kb.db"), openai_base_url=url,
+                            llm_model=model)
+        return Services(KnowledgeBase(settings)).check_llm()
+
+    cards = [sidebar(reachable), sidebar(reachable, "no-such-model"), sidebar(closed)]
+    for card, state in zip(cards, ["Reachable", "model missing", "Not reachable"], strict=True):
+        assert state in card and "http://***@127.0.0.1:" in card
+        assert "s3cret" not in card and "alice" not in card
+    with pytest.raises(EmbeddingError) as embedding:
+        OpenAIEmbedder("m", base_url=closed, api_key="k").embed(["x"])
+    with pytest.raises(RerankError) as rerank:
+        HttpReranker("m", base_url=closed).score("q", ["t"])
+    for error in (str(embedding.value), str(rerank.value)):
+        assert "http://***@127.0.0.1:" in error and "s3cret" not in error
+
+
+def test_the_app_serves_beyond_loopback_only_with_a_login_or_an_explicit_word() -> None:
+    from rag.ui.server import check_exposure, is_loopback
+
+    for host in ("127.0.0.1", "127.0.0.2", "localhost", "::1", "[::1]"):
+        assert is_loopback(host) and check_exposure(host, Settings()) == ""
+    for host in ("0.0.0.0", "::", "192.168.1.5", "rag.example.com"):
+        assert not is_loopback(host)
+        with pytest.raises(ConfigError, match=r"RAG_AUTH=user:password.*RAG_ALLOW_NO_AUTH=true"):
+            check_exposure(host, Settings())
+        assert check_exposure(host, Settings(rag_auth="alice:pw")) == ""
+    assert "RAG_ALLOW_NO_AUTH=true" in check_exposure("0.0.0.0",
+                                                      Settings(rag_allow_no_auth=True))
+    assert "Space me/demo without a login" in check_exposure("0.0.0.0",
+                                                             Settings(space_id="me/demo"))
+
+
+def _start_app_py(tmp_path: Path, **env: str) -> subprocess.Popen[str]:
+    full = {**os.environ, "MILVUS_URI": str(tmp_path / "kb.db"), "RAG_MCP": "false",
+            "OPENAI_BASE_URL": f"http://127.0.0.1:{free_port()}/v1", **env}
+    for name in ("RAG_AUTH", "RAG_ALLOW_NO_AUTH", "SPACE_ID"):
+        if name not in env:
+            full.pop(name, None)
+    return subprocess.Popen([sys.executable, str(ROOT / "app.py")], cwd=tmp_path, env=full,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def test_app_py_refuses_all_interfaces_without_a_login_but_serves_a_space(
+        tmp_path: Path) -> None:
+    refused = _start_app_py(tmp_path, GRADIO_SERVER_NAME="0.0.0.0")
+    output, _ = refused.communicate(timeout=240)
+    assert refused.returncode == 1, output
+    assert "error: The web app would listen on 0.0.0.0" in output
+    assert "RAG_AUTH=user:password" in output and "Traceback" not in output
+    port = free_port()
+    space = _start_app_py(tmp_path, GRADIO_SERVER_NAME="0.0.0.0", GRADIO_SERVER_PORT=str(port),
+                          SPACE_ID="me/demo")
+    try:
+        deadline = time.monotonic() + 240
+        while True:
+            assert space.poll() is None, space.stdout.read() if space.stdout else ""
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/config", timeout=5) as r:
+                    assert json.load(r)["title"].startswith("gpt-oss-rag")
+                break
+            except (urllib.error.URLError, ConnectionError):
+                assert time.monotonic() < deadline, "the Space did not start serving"
+                time.sleep(1)
+    finally:
+        space.terminate()
+        output, _ = space.communicate(timeout=60)
+    assert "Serving the Hugging Face Space me/demo without a login" in output

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Generator, Iterator
 from typing import Any, TypeVar
 
 import openai
+import pydantic
 
 from rag.choices import Effort
 from rag.errors import LLMError
@@ -15,10 +17,14 @@ from rag.llm.events import Retrying, StreamItem
 from rag.llm.harmony import split_reasoning
 from rag.llm.presets import LLMConfig, provider_streams_tool_calls
 from rag.llm.retry import retry_notice, retry_wait
-from rag.llm.translate import translate, translate_mid_stream
-from rag.llm.turn import TurnReader
+from rag.llm.translate import translate, translate_mid_stream, translate_unreadable
+from rag.llm.turn import TurnReader, completion_text
+from rag.redact import redact
 
 T = TypeVar("T")
+# What reading a server's reply raises besides the SDK's own errors: a line that is not JSON
+# (json.JSONDecodeError) or not UTF-8 (UnicodeDecodeError), a reply of another shape (pydantic)
+UNREADABLE = (json.JSONDecodeError, UnicodeDecodeError, pydantic.ValidationError)
 
 
 class LLMClient:
@@ -50,9 +56,13 @@ class LLMClient:
         kwargs = self._request(messages, effort)
         kwargs["stream"] = False
         response = _result(self._create(kwargs))  # nobody streams the Retrying notices here
-        if not response.choices:
-            raise LLMError(f"The LLM server at {self.config.base_url} returned no choices.")
-        _, answer = split_reasoning(response.choices[0].message.content or "")
+        try:
+            text = completion_text(response)
+        except UNREADABLE as exc:
+            raise translate_unreadable(exc, self.config, streaming=False) from exc
+        if text is None:
+            raise LLMError(f"The LLM server at {redact(self.config.base_url)} returned no choices.")
+        _, answer = split_reasoning(text)
         if not answer.strip():
             raise LLMError(
                 "The model returned reasoning but no answer; raise LLM_MAX_OUTPUT_TOKENS "
@@ -63,8 +73,8 @@ class LLMClient:
         """List the server's models; a short status, or LLMError saying what to fix."""
         names = self.list_models()
         if self.config.model not in names:
-            raise ModelNotFound.among(self.config.model, self.config.base_url, names)
-        return (f"{self.config.provider_name} at {self.config.base_url}: "
+            raise ModelNotFound.among(self.config.model, redact(self.config.base_url), names)
+        return (f"{self.config.provider_name} at {redact(self.config.base_url)}: "
                 f"model {self.config.model} is available.")
 
     def list_models(self) -> list[str]:
@@ -105,6 +115,8 @@ class LLMClient:
                 self._sleep(wait)
             except openai.APIError as exc:
                 raise translate(exc, self.config, models=self._model_ids) from exc
+            except UNREADABLE as exc:  # a non-streamed reply is parsed inside create()
+                raise translate_unreadable(exc, self.config, streaming=False) from exc
 
     def _read_stream(self, stream: Any, *, tools_requested: bool) -> Iterator[StreamItem]:
         reader = TurnReader(max_output_tokens=self.config.max_output_tokens,
@@ -114,6 +126,8 @@ class LLMClient:
                 yield from reader.chunk(chunk)
         except openai.APIError as exc:
             raise translate_mid_stream(exc, self.config) from exc
+        except UNREADABLE as exc:
+            raise translate_unreadable(exc, self.config, streaming=True) from exc
         finally:
             stream.close()
         yield from reader.end()

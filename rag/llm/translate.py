@@ -1,11 +1,14 @@
-"""The openai SDK's exceptions turned into our LLM errors, with a message a user can act on."""
+"""The openai SDK's exceptions, and replies it could not read, turned into our LLM errors,
+with a message a user can act on."""
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable
 
 import openai
+import pydantic
 
 from rag.errors import LLMError
 from rag.llm.errors import (
@@ -18,6 +21,7 @@ from rag.llm.errors import (
     RateLimited,
 )
 from rag.llm.presets import LLMConfig
+from rag.redact import redact
 
 _CONTEXT_MARKERS = ("context length", "context_length", "maximum context", "too long",
                     "context window")
@@ -35,7 +39,7 @@ def translate(exc: openai.APIError, config: LLMConfig, *, retries: int = 0,
     openai.APIError) to tell a missing model from a wrong base URL on a 404; None when the
     failed request was the model list itself.
     """
-    url = config.base_url
+    url = redact(config.base_url)
     if isinstance(exc, openai.APITimeoutError):
         return LLMTimeout(f"The LLM server at {url} did not answer within "
                           f"{config.timeout:g} s. Is it overloaded? Raise LLM_TIMEOUT.")
@@ -49,7 +53,7 @@ def translate(exc: openai.APIError, config: LLMConfig, *, retries: int = 0,
 
 def _status_error(exc: openai.APIStatusError, config: LLMConfig, retries: int,
                   models: ModelLister | None) -> LLMError:
-    url, text, status = config.base_url, error_text(exc), exc.status_code
+    url, text, status = redact(config.base_url), error_text(exc), exc.status_code
     if status in (401, 403):
         return LLMAuthError(f"The LLM server rejected the API key ({status}). "
                             f"Set OPENAI_API_KEY. ({text})")
@@ -71,7 +75,7 @@ def _status_error(exc: openai.APIStatusError, config: LLMConfig, retries: int,
 
 
 def _not_found(text: str, config: LLMConfig, models: ModelLister | None) -> LLMError:
-    url, model = config.base_url, config.model
+    url, model = redact(config.base_url), config.model
     if models is None:
         return LLMError(f"The LLM server at {url} has no /models endpoint (404: {text}). "
                         "Check OPENAI_BASE_URL: it usually ends in /v1.")
@@ -96,6 +100,53 @@ def translate_mid_stream(exc: openai.APIError, config: LLMConfig) -> LLMError:
         return LLMError(f"{STOPPED_MID_ANSWER}: the connection was cut before the answer was "
                         "complete.")
     return LLMError(f"{STOPPED_MID_ANSWER}: {error_text(exc)}")
+
+
+Unreadable = json.JSONDecodeError | UnicodeDecodeError | pydantic.ValidationError
+
+# pydantic's error types, said the way a server's log would be read
+_EXPECTED = {"string_type": "text", "int_type": "a whole number",
+             "int_parsing": "a whole number", "int_from_float": "a whole number",
+             "list_type": "a list", "model_type": "an object",
+             "model_attributes_type": "an object", "dict_type": "an object"}
+
+
+def translate_unreadable(exc: Unreadable, config: LLMConfig, *, streaming: bool) -> LLMError:
+    """The error for a reply the server sent but nobody can read: a stream line (or a whole
+    reply) that is not JSON or not UTF-8, or JSON of a shape other than OpenAI's."""
+    what = "stream line" if streaming else "reply"
+    if isinstance(exc, json.JSONDecodeError):
+        problem = (f"a malformed {what} (not JSON: {exc.msg} at character {exc.pos + 1}: "
+                   f"{_snippet(exc.doc)})")
+    elif isinstance(exc, UnicodeDecodeError):
+        problem = (f"a malformed {what} (not UTF-8 text: byte {exc.object[exc.start]:#04x} "
+                   f"at position {exc.start + 1})")
+    else:
+        whole = "stream chunk" if streaming else "reply"
+        problem = f"a {whole} of an unexpected shape ({shape_problem(exc, whole)})"
+    stop = " The answer stops here." if streaming else ""
+    return LLMError(f"The LLM server at {redact(config.base_url)} sent {problem}.{stop} Check that "
+                    "OPENAI_BASE_URL points at an OpenAI-compatible server and that no proxy "
+                    "in between rewrites its replies; the server's log may say more.")
+
+
+def shape_problem(exc: pydantic.ValidationError, whole: str = "reply") -> str:
+    """The first field that is not what it should be: 'choices[0].delta.content: expected
+    text, got 5' (`whole` names the value itself when that is the problem)."""
+    error = exc.errors(include_url=False)[0]
+    where = "".join(f"[{part}]" if isinstance(part, int) else f".{part}"
+                    for part in error["loc"]).lstrip(".") or f"the {whole}"
+    expected = _EXPECTED.get(error["type"])
+    said = f"expected {expected}" if expected else error["msg"]
+    return f"{where}: {said}, got {_snippet(error.get('input'))}"
+
+
+def _snippet(value: object, limit: int = 80) -> str:
+    """A value as the server sent it, cut to `limit` characters (the cut is marked)."""
+    text = value if isinstance(value, str) else repr(value)
+    if len(text) > limit:
+        text = text[:limit] + f"... ({len(text)} characters)"
+    return repr(text) if isinstance(value, str) else text
 
 
 def error_text(exc: openai.APIError) -> str:

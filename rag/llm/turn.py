@@ -1,7 +1,11 @@
 """One streamed chat turn's chunks folded into stream items, and the checks at its end.
 
-Pure (no SDK import): chunks are read by attribute, so the SDK's `ChatCompletionChunk` and any
-object of the same shape work. The client catches the SDK's exceptions around the loop.
+Pure (no SDK import): each chunk is first read into `ChunkShape` (pydantic, by attribute, so
+the SDK's `ChatCompletionChunk` and any object of the same shape work), which checks the type
+of every field this module reads; a chunk of another shape raises pydantic's ValidationError,
+which the client translates (rag.llm.translate) like the SDK's own exceptions. The SDK builds
+chunks without validating them, so without this a number where text belongs would crash deep
+in the parser, and a list where an object belongs would be skipped without a word.
 """
 
 from __future__ import annotations
@@ -9,11 +13,69 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict
+
 from rag.errors import LLMError
 from rag.llm.errors import STOPPED_MID_ANSWER, ToolCallingUnsupported
 from rag.llm.events import ContentDelta, ReasoningDelta, StreamItem, ToolCallsReady, Usage
 from rag.llm.harmony import HarmonyParser
 from rag.llm.toolcalls import ToolCallAccumulator
+
+
+class _Shape(BaseModel):
+    """Read by attribute; fields this project does not read are ignored, whatever they hold."""
+
+    model_config = ConfigDict(from_attributes=True, extra="ignore", frozen=True)
+
+
+class FunctionShape(_Shape):
+    name: str | None = None
+    arguments: str | None = None
+
+
+class ToolCallShape(_Shape):
+    index: int | None = None
+    id: str | None = None
+    function: FunctionShape | None = None
+
+
+class DeltaShape(_Shape):
+    content: str | None = None
+    reasoning: str | None = None
+    reasoning_content: str | None = None
+    tool_calls: list[ToolCallShape] | None = None
+
+
+class ChoiceShape(_Shape):
+    delta: DeltaShape | None = None
+    finish_reason: str | None = None
+
+
+class UsageShape(_Shape):
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    total_tokens: int | None = None
+
+
+class ChunkShape(_Shape):
+    """What this project reads of a `chat.completion.chunk`."""
+
+    choices: list[ChoiceShape] | None = None
+    usage: UsageShape | None = None
+
+
+class MessageShape(_Shape):
+    content: str | None = None
+
+
+class CompletionChoiceShape(_Shape):
+    message: MessageShape
+
+
+class CompletionShape(_Shape):
+    """What this project reads of a non-streamed `chat.completion`."""
+
+    choices: list[CompletionChoiceShape] | None = None
 
 
 class TurnReader:
@@ -28,27 +90,28 @@ class TurnReader:
         self._finish: str | None = None
         self._answered = False
 
-    def chunk(self, chunk: Any) -> Iterator[StreamItem]:
-        """The items one chunk completes (usage is kept for the end)."""
-        if getattr(chunk, "usage", None) is not None:
+    def chunk(self, raw: Any) -> Iterator[StreamItem]:
+        """The items one chunk completes (usage is kept for the end); pydantic's
+        ValidationError if the chunk is not of `ChunkShape`."""
+        chunk = ChunkShape.model_validate(raw)
+        if chunk.usage is not None:
             self._usage = usage_of(chunk.usage)
-        for choice in getattr(chunk, "choices", None) or []:
-            delta = getattr(choice, "delta", None)
-            if delta is not None:
-                yield from self._delta(delta)
-            if getattr(choice, "finish_reason", None):
+        for choice in chunk.choices or []:
+            if choice.delta is not None:
+                yield from self._delta(choice.delta)
+            if choice.finish_reason:
                 self._finish = choice.finish_reason
                 if self._finish == "error":
                     raise LLMError(f"{STOPPED_MID_ANSWER}: it reported an error.")
                 if self._tools.calls:
                     yield ToolCallsReady(self._tools.finish())
 
-    def _delta(self, delta: Any) -> Iterator[StreamItem]:
+    def _delta(self, delta: DeltaShape) -> Iterator[StreamItem]:
         reasoning = reasoning_text(delta)
         if reasoning:
             yield ReasoningDelta(reasoning)
-        yield from self._content(self._parser.feed(getattr(delta, "content", None) or ""))
-        for call in getattr(delta, "tool_calls", None) or []:
+        yield from self._content(self._parser.feed(delta.content or ""))
+        for call in delta.tool_calls or []:
             self._tools.add(call)
 
     def _content(self, items: list[ReasoningDelta | ContentDelta]) -> Iterator[StreamItem]:
@@ -75,22 +138,23 @@ class TurnReader:
             yield self._usage
 
 
-def reasoning_text(delta: Any) -> str:
+def reasoning_text(delta: DeltaShape) -> str:
     """Reasoning carried beside content: `reasoning` (vLLM, Ollama, OpenRouter, LM Studio)
     or `reasoning_content` (llama.cpp, older vLLM); servers that send both repeat the text."""
-    extra = getattr(delta, "model_extra", None) or {}
-    for name in ("reasoning", "reasoning_content"):
-        value = getattr(delta, name, None)
-        if value is None:
-            value = extra.get(name)
-        if isinstance(value, str) and value:
-            return value
-    return ""
+    return delta.reasoning or delta.reasoning_content or ""
 
 
-def usage_of(raw: Any) -> Usage:
+def usage_of(raw: UsageShape) -> Usage:
     """Usage from the server's counts; a missing total is the sum of the other two."""
-    prompt = int(getattr(raw, "prompt_tokens", 0) or 0)
-    completion = int(getattr(raw, "completion_tokens", 0) or 0)
-    total = int(getattr(raw, "total_tokens", 0) or 0) or prompt + completion
-    return Usage(prompt, completion, total)
+    prompt = raw.prompt_tokens or 0
+    completion = raw.completion_tokens or 0
+    return Usage(prompt, completion, raw.total_tokens or prompt + completion)
+
+
+def completion_text(raw: Any) -> str | None:
+    """The first choice's message text of a non-streamed completion (None: no choices);
+    pydantic's ValidationError if the reply is not of `CompletionShape`."""
+    response = CompletionShape.model_validate(raw)
+    if not response.choices:
+        return None
+    return response.choices[0].message.content or ""

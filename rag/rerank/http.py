@@ -19,6 +19,7 @@ from typing import Any
 
 import httpx
 
+from rag.redact import redact
 from rag.rerank import RerankError
 
 SHAPES = "{'results': [{'index', 'relevance_score'}]} or [{'index', 'score'}]"
@@ -70,18 +71,19 @@ class HttpReranker:
         try:
             payload = response.json()
         except ValueError:
-            raise RerankError(f"The reranker at {self.url} did not answer JSON: "
+            raise RerankError(f"The reranker at {redact(self.url)} did not answer JSON: "
                               f"{_snippet(response.text)!r}. Expected {SHAPES}.") from None
-        return parse_scores(payload, len(texts), self.url)
+        return parse_scores(payload, len(texts), redact(self.url))
 
     def _post(self, body: dict[str, Any]) -> httpx.Response:
         try:
             return self._client.post(self.url, json=body)
         except httpx.TimeoutException as exc:
-            raise RerankError(f"The reranker at {self.url} did not answer in time "
+            raise RerankError(f"The reranker at {redact(self.url)} did not answer in time "
                               f"({type(exc).__name__}).") from exc
         except httpx.TransportError as exc:
-            raise RerankError(f"Cannot reach the reranker at {self.url} ({exc}): is it running? "
+            raise RerankError(f"Cannot reach the reranker at {redact(self.url)} "
+                              f"({redact(str(exc))}): is it running? "
                               "Set RERANKER_BASE_URL, or RERANKER=none to turn reranking "
                               "off.") from exc
 
@@ -89,17 +91,17 @@ class HttpReranker:
         status = response.status_code
         if status < 400:
             return
-        detail = _snippet(response.text)
+        detail, url = _snippet(response.text), redact(self.url)
         if status in (401, 403):
-            raise RerankError(f"The reranker at {self.url} rejected the API key ({status}): "
+            raise RerankError(f"The reranker at {url} rejected the API key ({status}): "
                               "set RERANKER_API_KEY.")
         if status == 404:
             raise RerankError(
-                f"The reranker at {self.url} answered 404 ({detail}): either the server has no "
+                f"The reranker at {url} answered 404 ({detail}): either the server has no "
                 "/rerank endpoint there (RERANKER_BASE_URL is the server's base, e.g. "
                 "http://host:8000/v1 for vLLM, http://host:8080 for TEI) or it does not serve "
                 f"the model '{self.name}' (RERANKER).")
-        raise RerankError(f"The reranker at {self.url} refused the request ({status}): {detail}")
+        raise RerankError(f"The reranker at {url} refused the request ({status}): {detail}")
 
 
 def parse_scores(payload: Any, count: int, url: str) -> list[float]:

@@ -35,6 +35,7 @@ from pymilvus import DataType, Function, FunctionType, MilvusClient  # noqa: E40
 from pymilvus.exceptions import MilvusException  # noqa: E402
 
 from rag.errors import StoreError  # noqa: E402
+from rag.redact import redact  # noqa: E402
 from rag.store.filters import literal  # noqa: E402
 
 __all__ = ["DataType", "Function", "FunctionType", "MilvusClient", "connect", "is_lite",
@@ -109,8 +110,8 @@ def connect(uri: str, token: str = "") -> MilvusClient:
         try:
             return MilvusClient(uri=uri, token=token) if token else MilvusClient(uri=uri)
         except MilvusException as exc:
-            raise StoreError(f"Cannot reach Milvus at {uri}: {exc.message}. Check MILVUS_URI "
-                             "and MILVUS_TOKEN.") from exc
+            raise StoreError(f"Cannot reach Milvus at {redact(uri)}: {redact(exc.message)}. "
+                             "Check MILVUS_URI and MILVUS_TOKEN.") from exc
     Path(uri).expanduser().resolve().parent.mkdir(parents=True, exist_ok=True)
     # Milvus Lite logs the failure of its in-process server with a full traceback (a locked
     # file is a DataDirLockedError); our error says it once, the traceback is for debugging.

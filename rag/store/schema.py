@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from rag.errors import ModelMismatchError, StoreError
+from rag.redact import redact
 from rag.schema import Chunk
 from rag.sentences import MAX_PACKED, pack
 from rag.store.client import DataType, Function, FunctionType, MilvusClient, milvus
@@ -93,7 +94,7 @@ def check_model(client: MilvusClient, uri: str, documents: str, embedding_model:
     meta = rows[0]["meta"]
     if (meta.get("embedding_model"), meta.get("dimension")) != (embedding_model, dimension):
         raise ModelMismatchError(
-            f"The knowledge base in {uri} was built with embedding model "
+            f"The knowledge base in {redact(uri)} was built with embedding model "
             f"'{meta.get('embedding_model')}' ({meta.get('dimension')} dimensions), but "
             f"EMBEDDING_MODEL is '{embedding_model}' ({dimension}). Set EMBEDDING_MODEL back, "
             "or use another MILVUS_COLLECTION and ingest again."

@@ -67,16 +67,23 @@ def _ingest_endpoint(services: Services) -> Callable[..., list[dict]]:
         """Add documents (PDF, Markdown, plain text) to the knowledge base.
 
         Each file is stored under its original file name; a file whose content is already in
-        the knowledge base is skipped, and a changed file replaces its earlier version.
+        the knowledge base is skipped, and a changed file replaces its earlier version. Over
+        MCP, give each file as a string: a data URL with the file's name and its content in
+        base64, e.g. "data:text/markdown;name=notes.md;base64,IyBOb3Rlcw==" (the name is
+        required: it is the document's name, and its extension gives the type), or the URL of
+        a file uploaded to this app, "http://HOST/gradio_api/file=PATH" (what POST
+        /gradio_api/upload or Gradio's upload_file_to_gradio tool returns). Other addresses
+        are not fetched; an item that is not an uploaded file fails alone.
 
         Args:
-            files: The files to add.
+            files: The files to add: uploaded files, or (MCP) data URLs with a name=
+                parameter, or URLs of files uploaded to this app.
 
         Returns:
             Per file: source, status (added/replaced/skipped/failed), pages, chunks, reason.
         """
         try:
-            done = services.ingest([dict(f) for f in files])
+            done = services.ingest(list(files or []))
         except RagError as exc:
             raise _api_error(exc) from exc
         return [r.to_dict() for r in done]

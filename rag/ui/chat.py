@@ -14,7 +14,7 @@ from rag.errors import RagError
 from rag.events import AnswerEvent, NoticeEvent, ReasoningEvent
 from rag.pipeline import AskOptions
 from rag.prompting import Turn
-from rag.ui.render import chat_messages, sources_html, status_text
+from rag.ui.render import chat_messages, safe_markdown, sources_html, status_text
 from rag.ui.services import Services
 
 # Events that change neither the sources nor the searched query: the panel stays as it is.
@@ -65,7 +65,7 @@ def chat_stream(services: Services, text: str, session: ChatSession,
     answer = Answer(question)
     reply = Reply(answer, first=len(session.messages))
     session.replies.append(reply)
-    session.messages.append({"role": "user", "content": question})
+    session.messages.append({"role": "user", "content": safe_markdown(question)})
 
     def show(panel: bool) -> ChatUpdate:
         session.messages[reply.first + 1:] = chat_messages(answer)

@@ -115,9 +115,12 @@ def _sidebar(s: Settings) -> Sidebar:
 def _chat_tab() -> ChatTab:
     with gr.Row(equal_height=False):
         with gr.Column(scale=3, min_width=420):
+            # Messages arrive as rag.ui.render.safe_markdown (no HTML, no images); the
+            # browser's sanitizer stays on behind it, and no custom tag is let through.
             chatbot = gr.Chatbot(label="Chat", height=470, placeholder=EMPTY_CHAT,
                                  elem_classes="rag-chat", feedback_options=None,
-                                 buttons=["copy"], show_label=False)
+                                 buttons=["copy"], show_label=False, render_markdown=True,
+                                 sanitize_html=True, allow_tags=False)
             status = gr.Markdown("", elem_classes="rag-status", elem_id="rag-chat-status")
             with gr.Row(equal_height=True):
                 question = gr.Textbox(placeholder="Ask a question about your documents…",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -10,14 +11,15 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from rag.errors import ConfigError, LLMError, RagError
+from rag.errors import ConfigError, LLMError, LoaderError, RagError
 from rag.ingest import IngestResult, Progress
 from rag.kb import KnowledgeBase
 from rag.llm import LLMClient, LLMConfig, ModelNotFound
-from rag.loading import document_name
 from rag.pipeline import AnswerPipeline
+from rag.redact import redact
 from rag.schema import DocumentInfo
 from rag.ui.tables import llm_card
+from rag.ui.uploads import Upload, resolve
 
 log = logging.getLogger(__name__)
 
@@ -61,14 +63,22 @@ class Services:
         """Every document in the knowledge base."""
         return self.pipeline().retriever.store.list_documents()
 
-    def ingest(self, files: list[dict[str, Any]],
+    def ingest(self, files: list[Any],
                progress: Callable[[Progress], None] | None = None) -> list[IngestResult]:
-        """Ingest uploaded files ({path, orig_name}), each named by its original file name
-        (rag.loading.document_name); a file of another type fails alone."""
+        """Ingest uploaded files, one result per item in order: Gradio FileData, data URLs or
+        upload URLs (rag.ui.uploads), each named by its original file name. An item that is
+        not an uploaded file, or a file of another type, fails alone."""
         self.pipeline()
-        named = [(Path(f["path"]), document_name(f.get("orig_name") or Path(f["path"]).name))
-                 for f in files]
-        return self.kb.ingestor.ingest_files(named, progress)
+        with tempfile.TemporaryDirectory(prefix="rag-upload-") as scratch:
+            items: list[Upload | IngestResult] = []
+            for item in files:
+                try:
+                    items.append(resolve(item, Path(scratch)))
+                except LoaderError as exc:
+                    items.append(IngestResult(exc.source, "failed", reason=exc.reason))
+            uploads = [(u.path, u.name) for u in items if isinstance(u, Upload)]
+            done = iter(self.kb.ingestor.ingest_files(uploads, progress))
+            return [next(done) if isinstance(u, Upload) else u for u in items]
 
     def delete(self, names: list[str]) -> list[DocumentInfo]:
         """Delete documents by name."""
@@ -84,7 +94,7 @@ class Services:
         except ConfigError as exc:
             return llm_card("", "", "bad", "Not configured", str(exc))
         probe = LLMClient(replace(config, timeout=STATUS_CHECK_TIMEOUT, max_retries=0))
-        where = f"{config.base_url} ({config.provider_name})"
+        where = f"{redact(config.base_url)} ({config.provider_name})"
         try:
             probe.check()
         except ModelNotFound as exc:
