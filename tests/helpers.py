@@ -121,3 +121,20 @@ def answer_pipeline(retriever: Retriever, server: FakeGptOss, *, provider: str =
                        provider=provider, max_retries=0)
     return AnswerPipeline(retriever, LLMClient(config), top_k=4, context_tokens=context_tokens,
                           max_output_tokens=512)
+
+
+# -- the browser tests ---------------------------------------------------------------------
+CHROMIUM = Path("/usr/bin/chromium")  # Debian's chromium, driven by Playwright
+BROWSER_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+
+def chromium_or_skip() -> None:
+    """Skip without Debian's chromium; in CI (where .ci/run installs it) fail instead."""
+    import pytest
+
+    if CHROMIUM.exists():
+        return
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"{CHROMIUM} is missing; .ci/run must install Debian's chromium")
+    pytest.skip(f"{CHROMIUM} is missing: apt-get install -y chromium")

@@ -13,7 +13,15 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from rag.embedding import LocalEmbedder
-from tests.helpers import CLOUD_PDF, MILVUS_DOCS, ROOT, RunningApp
+from tests.helpers import (
+    BROWSER_ARGS,
+    CHROMIUM,
+    CLOUD_PDF,
+    MILVUS_DOCS,
+    ROOT,
+    RunningApp,
+    chromium_or_skip,
+)
 from tests.llm_server import SSE, FakeGptOss, reasoning_answer
 
 if TYPE_CHECKING:
@@ -21,7 +29,6 @@ if TYPE_CHECKING:
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = Path("/usr/bin/chromium")
 ASSETS = ROOT / "assets"
 # The README's screenshots are refreshed only on request (RAG_SCREENSHOTS=1), so a test run
 # leaves the checkout clean.
@@ -37,8 +44,6 @@ ANSWER = ["The NIST definition names five essential characteristics of cloud com
           "**rapid elasticity** and **measured service** [1][2]. ",
           "Cloud computing itself is a model for convenient, on-demand network access to a ",
           "shared pool of configurable computing resources [2]."]
-BROWSER_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                "--disable-component-update", "--disable-sync", "--no-first-run"]
 DESKTOP = {"width": 1400, "height": 900}
 LAPTOP = {"width": 1024, "height": 800}
 PHONE = {"width": 420, "height": 860}
@@ -72,18 +77,11 @@ def paced_answer() -> SSE:
     return streamed
 
 
-def _chromium_or_skip() -> None:
-    if CHROMIUM.exists():
-        return
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"{CHROMIUM} is missing; .ci/run must install Debian's chromium")
-    pytest.skip(f"{CHROMIUM} is missing: apt-get install -y chromium")
-
 
 @pytest.fixture
 def app(tmp_path: Path, embedder: LocalEmbedder) -> Iterator[tuple[RunningApp, FakeGptOss]]:
     """A fresh app with an empty knowledge base and the loopback LLM."""
-    _chromium_or_skip()
+    chromium_or_skip()
     with FakeGptOss() as llm:
         running = RunningApp(tmp_path / "kb.db", llm.base_url, embedder)
         try:

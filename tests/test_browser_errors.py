@@ -5,20 +5,15 @@ with a message a user can act on, on the `/ask` API (gradio_client) and in the b
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from gradio_client import handle_file
 
 from rag.embedding import LocalEmbedder
-from tests.helpers import FAQ, RunningApp
+from tests.helpers import BROWSER_ARGS, CHROMIUM, FAQ, RunningApp, chromium_or_skip
 from tests.llm_server import SSE, FakeGptOss, raw_stream
 
-CHROMIUM = Path("/usr/bin/chromium")
-BROWSER_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                "--disable-component-update", "--disable-sync", "--no-first-run"]
 DOCUMENT = FAQ / "product_faq.md"
 QUESTION = "What is Milvus?"
 BEFORE = "Milvus is "  # the answer text the server sends before it fails
@@ -76,20 +71,13 @@ def test_ask_api_ends_a_failed_stream_with_its_error(app: RunningApp, llm: FakeG
     assert llm.chat_requests == 1
 
 
-def _chromium_or_skip() -> None:
-    if CHROMIUM.exists():
-        return
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"{CHROMIUM} is missing; .ci/run must install Debian's chromium")
-    pytest.skip(f"{CHROMIUM} is missing: apt-get install -y chromium")
-
 
 @pytest.mark.browser
 def test_browser_chat_shows_the_malformed_stream_message(app: RunningApp,
                                                          llm: FakeGptOss) -> None:
     from playwright.sync_api import expect, sync_playwright
 
-    _chromium_or_skip()
+    chromium_or_skip()
     llm.reset()
     llm.script(raw_stream(["{not json"], before=[BEFORE]))
     with sync_playwright() as p:

@@ -4,7 +4,6 @@ without a click; the text still shows, as text. Plus the rule behind it (`safe_m
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -17,12 +16,9 @@ from rag.embedding import LocalEmbedder
 from rag.events import Source
 from rag.schema import Hit
 from rag.ui.render import WORD_JOINER, hits_markdown, safe_markdown
-from tests.helpers import RunningApp
+from tests.helpers import BROWSER_ARGS, CHROMIUM, RunningApp, chromium_or_skip
 from tests.llm_server import FakeGptOss, reasoning_answer
 
-CHROMIUM = Path("/usr/bin/chromium")
-BROWSER_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                "--disable-component-update", "--disable-sync", "--no-first-run"]
 QUESTION = "How do I log in to the handbook?"
 # Markup whose rendering would fetch an outside address, run a handler or collect a password
 # (Gradio's own copy button on a code block aside).
@@ -100,10 +96,7 @@ def test_safe_markdown_shows_markup_as_text_and_keeps_markdown() -> None:
 def hostile_app(tmp_path: Path, embedder: LocalEmbedder
                 ) -> Iterator[tuple[RunningApp, FakeGptOss, CatchAll]]:
     """The app with one hostile document and the loopback LLM; and the catch-all server."""
-    if not CHROMIUM.exists():
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"{CHROMIUM} is missing; .ci/run must install Debian's chromium")
-        pytest.skip(f"{CHROMIUM} is missing: apt-get install -y chromium")
+    chromium_or_skip()
     outside = CatchAll()
     base = f"http://127.0.0.1:{outside.port}"
     doc = tmp_path / "handbook.txt"
