@@ -43,7 +43,8 @@ class KnowledgeBase:
         """Turns files into stored chunks."""
         s = self.settings
         return Ingestor(self.store, self.embedder, chunk_tokens=s.chunk_tokens,
-                        chunk_overlap=s.chunk_overlap)
+                        chunk_overlap=s.chunk_overlap, max_file_mb=s.max_file_mb,
+                        max_pages=s.max_pages, max_chunks_per_file=s.max_chunks_per_file)
 
     @cached_property
     def reranker(self) -> Reranker | None:
@@ -73,7 +74,8 @@ class KnowledgeBase:
         """
         s = self.settings
         try:
-            llm: LLMClient | None = LLMClient(LLMConfig.from_settings(s))
+            llm: LLMClient | None = LLMClient(LLMConfig.from_settings(s),
+                                              max_answer_chars=s.llm_max_answer_chars)
             hint = ""
         except ConfigError as exc:
             llm, hint = None, str(exc)

@@ -30,6 +30,7 @@ _LISTED = [f"{kind} ({', '.join(extensions)})" for kind, extensions in _TYPES.it
 # "PDF (.pdf), Markdown (.md, .markdown, .mdx) or text (.txt, .text, .rst) files"
 SUPPORTED_TYPES = f"{', '.join(_LISTED[:-1])} or {_LISTED[-1]} files"
 
+_MB = 1 << 20
 _PDF_MAGIC = b"%PDF-"
 _MAGIC_WINDOW = 1024
 _BINARY_SHARE = 0.30  # share of undecodable bytes above which a file counts as binary
@@ -48,13 +49,16 @@ class LoadedDocument:
     sections: Iterator[Section] = field(repr=False)
 
 
-def load(path: Path, source: str | None = None) -> LoadedDocument:
+def load(path: Path, source: str | None = None, *, max_file_mb: float | None = None,
+         max_pages: int | None = None) -> LoadedDocument:
     """Read one file as a PDF, Markdown or text document; raises LoaderError, also for a file
-    whose type is not one of SUPPORTED_EXTENSIONS (before reading it)."""
+    whose type is not one of SUPPORTED_EXTENSIONS or that is larger than `max_file_mb`
+    (before reading it), or for a PDF of more than `max_pages` pages (None: no limit)."""
     path = Path(path)
     source = source or path.name
     if path.is_file():  # a folder or a missing path fails below, with the OS's reason
         check_type(path, source)
+        check_size(path.stat().st_size, source, max_file_mb)
     try:
         data = path.read_bytes()
     except OSError as exc:
@@ -65,6 +69,9 @@ def load(path: Path, source: str | None = None) -> LoadedDocument:
     suffix = path.suffix.lower()
     if _PDF_MAGIC in data[:_MAGIC_WINDOW]:
         reader, pages = open_pdf(data, source)
+        if max_pages is not None and pages > max_pages:
+            raise LoaderError(source, f"the PDF has {pages} pages, more than the limit of "
+                              f"{max_pages} (MAX_PAGES); split it, or raise MAX_PAGES")
         return LoadedDocument(source, "pdf", digest, pages, pdf_sections(reader, pages, source))
     if suffix in PDF_EXTENSIONS:
         raise LoaderError(source, "not a PDF (no %PDF header)")
@@ -84,6 +91,13 @@ def load(path: Path, source: str | None = None) -> LoadedDocument:
 def is_supported(name: str | PurePath) -> bool:
     """Whether a file name has one of the knowledge base's document types."""
     return PurePath(name).suffix.lower() in SUPPORTED_EXTENSIONS
+
+
+def check_size(size: int, source: str, max_file_mb: float | None) -> None:
+    """Raise LoaderError if `size` bytes is over the limit of `max_file_mb` MB (2**20 bytes)."""
+    if max_file_mb is not None and size > max_file_mb * _MB:
+        raise LoaderError(source, f"the file is {size / _MB:.1f} MB, more than the limit of "
+                          f"{max_file_mb:g} MB (MAX_FILE_MB); split it, or raise MAX_FILE_MB")
 
 
 def check_type(name: str | PurePath, source: str | None = None) -> None:

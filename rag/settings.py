@@ -31,6 +31,10 @@ class Settings:
 
     chunk_tokens: int = 200
     chunk_overlap: int = 40
+    # Per-file limits: a file over one fails alone, with the limit and its setting named.
+    max_file_mb: float = 100.0  # size of a file, checked before it is read
+    max_pages: int = 2000  # pages of a PDF
+    max_chunks_per_file: int = 50000  # chunks of one file (an 18 MB text makes ~27,000)
 
     retrieval_mode: str = "hybrid"
     top_k: int = 5
@@ -56,6 +60,9 @@ class Settings:
     llm_max_output_tokens: int = 2048
     llm_timeout: float = 120.0
     llm_max_retries: int = 2
+    # characters of answer, reasoning and tool calls one reply may stream (the server may
+    # ignore max_tokens); beyond it the answer stops with an error
+    llm_max_answer_chars: int = 200_000
 
     rag_auth: str = ""  # "user:password" turns on the web app's login
     # Beyond loopback the web app needs RAG_AUTH, unless this says so (or it is a Space).
@@ -88,9 +95,15 @@ class Settings:
             raise ConfigError("CHUNK_OVERLAP must be at least 0 and below CHUNK_TOKENS")
         if self.top_k < 1:
             raise ConfigError("TOP_K must be at least 1")
+        self._validate_limits()
         self._validate_fusion()
         self._validate_reranker()
         return self
+
+    def _validate_limits(self) -> None:
+        for name in ("max_file_mb", "max_pages", "max_chunks_per_file", "llm_max_answer_chars"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"{name.upper()} must be above 0")
 
     def _validate_fusion(self) -> None:
         try:

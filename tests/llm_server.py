@@ -12,6 +12,7 @@ Each chat request takes the next scripted scenario; with none queued the server 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sys
 import threading
@@ -39,6 +40,8 @@ class SSE:
     raw: list[str | bytes] = field(default_factory=list)  # sent as-is, one `data:` line
     # each, after the deltas (before the error, the drop or the finish): e.g. "{not json"
     pause: float = 0.0  # seconds to wait after the deltas and raw lines: a stalled stream
+    flood: tuple[str, int] = ("", 0)  # (text, times): that many content deltas of the text,
+    # made as they are sent (after the deltas): a server ignoring max_tokens
 
 
 @dataclass
@@ -98,6 +101,12 @@ def raw_stream(lines: list[str | bytes], *, before: list[str] | None = None,
                finish_reason=finish_reason)
 
 
+def huge_answer(chars: int, *, piece: str = "All work and no play. ") -> SSE:
+    """An answer of about `chars` characters, made while it is sent (the server's memory stays
+    small), ignoring max_tokens; then the finish as usual."""
+    return SSE([], flood=(piece, -(-chars // len(piece))))
+
+
 def completion(content: str, *, reasoning: str | None = None, model: str = "gpt-oss-20b",
                finish_reason: str = "stop") -> JSONReply:
     """A non-streamed chat.completion."""
@@ -142,6 +151,23 @@ def model_not_found(model: str) -> JSONReply:
     """404 for an unknown model, as vLLM and OpenAI send it."""
     return http_error(404, f"The model `{model}` does not exist.", type="NotFoundError",
                       code="model_not_found")
+
+
+EMBEDDING_DIMENSION = 8
+
+
+def embeddings(body: dict[str, Any]) -> dict[str, Any]:
+    """POST /v1/embeddings: a vector of EMBEDDING_DIMENSION numbers per input, made from its
+    SHA-256 (the same text, the same vector), for tests that store many chunks quickly."""
+    inputs = body.get("input") or []
+    inputs = [inputs] if isinstance(inputs, str) else inputs
+    data = []
+    for index, text in enumerate(inputs):
+        digest = hashlib.sha256(str(text).encode()).digest()
+        vector = [byte / 255 + 0.01 for byte in digest[:EMBEDDING_DIMENSION]]
+        data.append({"object": "embedding", "index": index, "embedding": vector})
+    return {"object": "list", "data": data, "model": body.get("model", ""),
+            "usage": {"prompt_tokens": 0, "total_tokens": 0}}
 
 
 def echo_quote(text: str) -> str:
@@ -297,6 +323,9 @@ class _Handler(BaseHTTPRequestHandler):
         self._record()
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length)
+        if self.path.rstrip("/") == "/v1/embeddings":
+            self._json(200, embeddings(json.loads(raw)))
+            return
         if self.path.rstrip("/") != "/v1/chat/completions":
             self._json(404, {"error": {"message": f"Not Found: {self.path}",
                                        "type": "not_found_error", "param": None,
@@ -351,6 +380,9 @@ class _Handler(BaseHTTPRequestHandler):
         send(chunk({"role": "assistant", "content": ""}))
         for delta in sse.deltas:
             send(chunk(delta))
+        text, times = sse.flood
+        for _ in range(times):
+            send(chunk({"content": text}))
         for line in sse.raw:
             send(line)
         time.sleep(sse.pause)

@@ -12,7 +12,7 @@ import hashlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-from rag.chunking.packing import Splitter, TokenCounter
+from rag.chunking.packing import CHARS_PER_TOKEN, BoundedCounter, Splitter, TokenCounter
 from rag.markup import heading_line
 from rag.schema import Chunk, Section
 
@@ -37,7 +37,8 @@ def chunk_sections(sections: Iterable[Section], *, doc_id: str, version: str, so
     subsections that follow it (at the start of a document: the section after it), with its
     heading as a line of the text; the chunk keeps the heading of the first section in it. The
     last piece of a long section takes text from the piece before it. Whole PDF pages that fit
-    one chunk together share it."""
+    one chunk together share it. Memory stays bounded for texts of any length, a paragraph of
+    many megabytes included (see rag.chunking.packing)."""
     if max_tokens < 8:
         raise ValueError(f"max_tokens must be at least 8, got {max_tokens}")
     if not 0 <= overlap < max_tokens:
@@ -78,7 +79,10 @@ class _Chunker:
         self.doc_id = doc_id
         self.version = version
         self.source = source
-        self.count = count
+        # a chunk holds at most max_tokens * CHARS_PER_TOKEN characters: longer paragraphs are
+        # cut into windows of that size before they are counted
+        self.window = max_tokens * CHARS_PER_TOKEN
+        self.count = BoundedCounter(count, self.window)
         self.max = max_tokens
         self.overlap = overlap
         self.min = min_tokens
@@ -145,7 +149,8 @@ class _Chunker:
             pieces.append(piece)
             offset += len(piece)
         text = _JOIN.join(pieces)
-        splitter = Splitter(text, self.count, self.max, self.overlap, self.min, starts)
+        splitter = Splitter(text, self.count, self.max, self.overlap, self.min, starts,
+                            self.window)
         for start, end, tokens in splitter.drafts():
             first = group[bisect.bisect_right(starts, start) - 1]
             last = group[bisect.bisect_right(starts, end - 1) - 1]
@@ -169,7 +174,8 @@ class _Chunker:
                     yield self._chunk(draft)
                     continue
                 budget = max(1, self.max * self.max // tokens - 1)
-                pieces = Splitter(draft.text, self.count, budget, 0, 0, [0]).drafts()
+                pieces = Splitter(draft.text, self.count, budget, 0, 0, [0],
+                                  self.window).drafts()
                 retry.extend(_Draft(draft.text[s:e], n, draft.page, draft.page_end,
                                     draft.heading) for s, e, n in pieces)
             drafts = retry

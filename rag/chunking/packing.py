@@ -3,6 +3,13 @@
 A paragraph splits into sentences, a sentence into lines, a line into words; a "word" longer
 than a whole chunk (a hash, a base64 blob) is cut into characters. Chunks overlap by whole
 units, never reaching back across the start of a section, and a small last chunk is made whole.
+
+Memory stays bounded whatever the text: a paragraph longer than a window of characters (a
+file of one 18 MB line) is cut into windows, on whitespace where it can be, before anything
+is counted, and `BoundedCounter` counts long texts window by window and in batches of bounded
+size. It also counts at least one token per `CHARS_PER_TOKEN` characters, so no chunk is
+longer than that many characters per token of its budget, even of text the tokenizer takes
+as one unknown token per word.
 """
 
 from __future__ import annotations
@@ -24,6 +31,62 @@ _SEPARATORS = {
     _WORD: re.compile(r"\s+"),
 }
 _PARAGRAPH_BATCH = 128  # paragraphs counted per call of count_tokens
+CHARS_PER_TOKEN = 32  # a text counts at least one token per this many characters
+_BATCH_CHARS = 1 << 20  # characters handed to the tokenizer in one call, at most
+_BATCH_TEXTS = 1024  # texts handed to the tokenizer in one call, at most
+_WHITESPACE = re.compile(r"\s")
+
+
+class BoundedCounter:
+    """A token counter whose memory does not grow with the texts it is given.
+
+    Texts go to `count` in calls of at most _BATCH_CHARS characters; a text longer than
+    `window` characters is counted window by window (cut on whitespace where it can be) and
+    its counts added up. Each count is at least len(text) / CHARS_PER_TOKEN."""
+
+    def __init__(self, count: TokenCounter, window: int) -> None:
+        self.count = count
+        self.window = max(window, 1)
+
+    def __call__(self, texts: list[str]) -> list[int]:
+        pieces: list[str] = []
+        owners: list[int] = []
+        totals = [0] * len(texts)
+        size = 0
+        for index, text in enumerate(texts):
+            for start, end in windows(text, 0, len(text), self.window):
+                pieces.append(text[start:end])
+                owners.append(index)
+                size += end - start
+                if len(pieces) >= _BATCH_TEXTS or size >= _BATCH_CHARS:
+                    self._add(pieces, owners, totals)
+                    pieces, owners, size = [], [], 0
+        self._add(pieces, owners, totals)
+        return [max(total, -(-len(text) // CHARS_PER_TOKEN))
+                for total, text in zip(totals, texts, strict=True)]
+
+    def _add(self, pieces: list[str], owners: list[int], totals: list[int]) -> None:
+        if pieces:
+            for owner, tokens in zip(owners, self.count(pieces), strict=True):
+                totals[owner] += tokens
+
+
+def windows(text: str, start: int, end: int, size: int) -> Iterator[tuple[int, int]]:
+    """text[start:end] cut into consecutive spans of at most `size` characters, each ending
+    after the last whitespace in its second half when there is one; together they cover
+    every character."""
+    while end - start > size:
+        cut = start + size
+        half = start + size // 2
+        space = None
+        for match in _WHITESPACE.finditer(text, half, cut):
+            space = match.end()
+        if space is not None and space > start:
+            cut = space
+        yield start, cut
+        start = cut
+    if start < end:
+        yield start, end
 
 
 @dataclass(slots=True)
@@ -43,9 +106,10 @@ class Splitter:
     across one."""
 
     def __init__(self, text: str, count: TokenCounter, max_tokens: int, overlap: int,
-                 min_tokens: int, starts: list[int]) -> None:
+                 min_tokens: int, starts: list[int], window: int) -> None:
         self.text = text
         self.count = count
+        self.window = window  # paragraphs longer than this many characters are cut first
         self.max = max_tokens
         self.overlap = overlap
         self.min = min_tokens
@@ -129,11 +193,12 @@ class Splitter:
     def _units(self) -> Iterator[_Unit]:
         """Paragraphs, or finer units where a paragraph is longer than a chunk."""
         batch: list[tuple[int, int]] = []
-        for span in _spans(self.text, 0, len(self.text), _PARAGRAPH):
-            batch.append(span)
-            if len(batch) >= _PARAGRAPH_BATCH:
-                yield from self._fit_all(batch, _PARAGRAPH)
-                batch = []
+        for paragraph in _spans(self.text, 0, len(self.text), _PARAGRAPH):
+            for window in windows(self.text, *paragraph, self.window):
+                batch.extend(_trimmed(self.text, *window))
+                if len(batch) >= _PARAGRAPH_BATCH:
+                    yield from self._fit_all(batch, _PARAGRAPH)
+                    batch = []
         yield from self._fit_all(batch, _PARAGRAPH)
 
     def _fit_all(self, spans: list[tuple[int, int]], level: int) -> Iterator[_Unit]:

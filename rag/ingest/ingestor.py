@@ -20,15 +20,24 @@ class Ingestor:
     """Turns files into stored, searchable chunks."""
 
     def __init__(self, store: MilvusStore, embedder: Embedder, *, chunk_tokens: int = 200,
-                 chunk_overlap: int = 40, batch_size: int = 256) -> None:
+                 chunk_overlap: int = 40, batch_size: int = 256, max_file_mb: float = 100.0,
+                 max_pages: int = 2000, max_chunks_per_file: int = 50000) -> None:
         """`batch_size` chunks are embedded and stored together. They go to the encoder in its
         own batches, longest first, so a larger group pads less (ONNX fp32: 26 chunks/s in
-        groups of 32, 34 in groups of 256) and progress still moves batch by batch."""
+        groups of 32, 34 in groups of 256) and progress still moves batch by batch.
+
+        A file larger than `max_file_mb` (checked before it is read), a PDF of more than
+        `max_pages` pages or a file of more than `max_chunks_per_file` chunks fails alone,
+        with the limit and its setting named (rag.settings: MAX_FILE_MB, MAX_PAGES,
+        MAX_CHUNKS_PER_FILE)."""
         self.store = store
         self.embedder = embedder
         self.chunk_tokens = chunk_tokens
         self.chunk_overlap = chunk_overlap
         self.batch_size = batch_size
+        self.max_file_mb = max_file_mb
+        self.max_pages = max_pages
+        self.max_chunks_per_file = max_chunks_per_file
 
     def ingest_paths(self, paths: Iterable[Path | str],
                      progress: ProgressCallback | None = None) -> list[IngestResult]:
@@ -41,7 +50,8 @@ class Ingestor:
         """Ingest (path, document name) pairs, the names from document_name; a file of another
         type fails alone with the reason. Progress weighs the files by size."""
         files = list(files)
-        documents = [(source, partial(load, path, source)) for path, source in files]
+        documents = [(source, partial(load, path, source, max_file_mb=self.max_file_mb,
+                                      max_pages=self.max_pages)) for path, source in files]
         return self.ingest_documents(documents, progress=progress,
                                      sizes=[_size(path) for path, _ in files])
 

@@ -91,6 +91,7 @@ class Run:
                 count_tokens=self.ing.embedder.count_tokens,
                 max_tokens=self.ing.chunk_tokens, overlap=self.ing.chunk_overlap,
             ):
+                self._check_count(job)
                 self.buffer.append((job, chunk))
                 job.buffered += 1
                 job.work.made += 1
@@ -106,6 +107,13 @@ class Run:
         self._stop_reading(job)
         job.finished = job.work.read = True
         self._commit_ready()
+
+    def _check_count(self, job: _Job) -> None:
+        """Raise LoaderError when the document would have more chunks than the limit."""
+        limit = self.ing.max_chunks_per_file
+        if job.work.made >= limit:
+            raise LoaderError(job.source, f"the file makes more than {limit} chunks (the limit, "
+                              "MAX_CHUNKS_PER_FILE); split it, or raise MAX_CHUNKS_PER_FILE")
 
     def _reading(self, job: _Job) -> Iterator[Section]:
         """The document's sections, reporting each page as it is read."""

@@ -18,7 +18,7 @@ from rag.llm.harmony import split_reasoning
 from rag.llm.presets import LLMConfig, provider_streams_tool_calls
 from rag.llm.retry import retry_notice, retry_wait
 from rag.llm.translate import translate, translate_mid_stream, translate_unreadable
-from rag.llm.turn import TurnReader, completion_text
+from rag.llm.turn import MAX_ANSWER_CHARS, TurnReader, answer_too_long, completion_text
 from rag.redact import redact
 
 T = TypeVar("T")
@@ -30,10 +30,13 @@ UNREADABLE = (json.JSONDecodeError, UnicodeDecodeError, pydantic.ValidationError
 class LLMClient:
     """Streams gpt-oss chat completions, separating reasoning, answer and tool calls."""
 
-    def __init__(self, config: LLMConfig, *, sleep: Callable[[float], None] = time.sleep
-                 ) -> None:
+    def __init__(self, config: LLMConfig, *, sleep: Callable[[float], None] = time.sleep,
+                 max_answer_chars: int = MAX_ANSWER_CHARS) -> None:
+        """`max_answer_chars`: characters of answer and reasoning one reply may hold (a faulty
+        server may ignore max_tokens); a longer one ends with LLMError (LLM_MAX_ANSWER_CHARS)."""
         self.config = config
         self._sleep = sleep
+        self.max_answer_chars = max_answer_chars
         # max_retries=0: retries are ours, so a stream can announce each one (see retry.py)
         self._client = openai.OpenAI(base_url=config.base_url, api_key=config.api_key or "none",
                                      timeout=config.timeout, max_retries=0)
@@ -62,6 +65,8 @@ class LLMClient:
             raise translate_unreadable(exc, self.config, streaming=False) from exc
         if text is None:
             raise LLMError(f"The LLM server at {redact(self.config.base_url)} returned no choices.")
+        if len(text) > self.max_answer_chars:
+            raise answer_too_long(self.max_answer_chars, self.config.max_output_tokens)
         _, answer = split_reasoning(text)
         if not answer.strip():
             raise LLMError(
@@ -120,7 +125,8 @@ class LLMClient:
 
     def _read_stream(self, stream: Any, *, tools_requested: bool) -> Iterator[StreamItem]:
         reader = TurnReader(max_output_tokens=self.config.max_output_tokens,
-                            tools_requested=tools_requested)
+                            tools_requested=tools_requested,
+                            max_answer_chars=self.max_answer_chars)
         try:
             for chunk in stream:
                 yield from reader.chunk(chunk)

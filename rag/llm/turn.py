@@ -21,6 +21,8 @@ from rag.llm.events import ContentDelta, ReasoningDelta, StreamItem, ToolCallsRe
 from rag.llm.harmony import HarmonyParser
 from rag.llm.toolcalls import ToolCallAccumulator
 
+MAX_ANSWER_CHARS = 200_000  # the default of LLM_MAX_ANSWER_CHARS (rag.settings)
+
 
 class _Shape(BaseModel):
     """Read by attribute; fields this project does not read are ignored, whatever they hold."""
@@ -81,9 +83,12 @@ class CompletionShape(_Shape):
 class TurnReader:
     """Feed every chunk to `chunk()`, then take `end()`; both yield the items to stream."""
 
-    def __init__(self, *, max_output_tokens: int, tools_requested: bool) -> None:
+    def __init__(self, *, max_output_tokens: int, tools_requested: bool,
+                 max_answer_chars: int = MAX_ANSWER_CHARS) -> None:
         self.max_output_tokens = max_output_tokens
         self.tools_requested = tools_requested
+        self.max_answer_chars = max_answer_chars
+        self._chars = 0  # of answer, reasoning and tool calls received so far
         self._parser = HarmonyParser()
         self._tools = ToolCallAccumulator()
         self._usage: Usage | None = None
@@ -108,11 +113,20 @@ class TurnReader:
 
     def _delta(self, delta: DeltaShape) -> Iterator[StreamItem]:
         reasoning = reasoning_text(delta)
+        self._take(len(reasoning) + len(delta.content or "") + sum(
+            len(c.function.arguments or "") + len(c.function.name or "")
+            for c in delta.tool_calls or [] if c.function is not None))
         if reasoning:
             yield ReasoningDelta(reasoning)
         yield from self._content(self._parser.feed(delta.content or ""))
         for call in delta.tool_calls or []:
             self._tools.add(call)
+
+    def _take(self, chars: int) -> None:
+        """Count received characters; LLMError once the reply is longer than the limit."""
+        self._chars += chars
+        if self._chars > self.max_answer_chars:
+            raise answer_too_long(self.max_answer_chars, self.max_output_tokens)
 
     def _content(self, items: list[ReasoningDelta | ContentDelta]) -> Iterator[StreamItem]:
         for item in items:
@@ -136,6 +150,14 @@ class TurnReader:
                 "answering: raise LLM_MAX_OUTPUT_TOKENS or lower the reasoning effort.")
         if self._usage is not None:
             yield self._usage
+
+
+def answer_too_long(limit: int, max_output_tokens: int) -> LLMError:
+    """The error for a reply longer than LLM_MAX_ANSWER_CHARS."""
+    return LLMError(
+        f"The LLM server sent more than {limit} characters of answer and reasoning (the "
+        f"limit, LLM_MAX_ANSWER_CHARS), ignoring max_tokens={max_output_tokens}, so the answer "
+        "was stopped. Check the server, or raise LLM_MAX_ANSWER_CHARS.")
 
 
 def reasoning_text(delta: DeltaShape) -> str:
