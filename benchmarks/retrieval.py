@@ -161,7 +161,9 @@ def main() -> None:
                      "embedding_runtime": settings.embedding_runtime,
                      "reranker": settings.reranker or "none",
                      "rerank_candidates": settings.rerank_candidates,
-                     "fusion": settings.fusion, "retrieval_mode": settings.retrieval_mode},
+                     "fusion": settings.fusion, "fusion_alpha": settings.fusion_alpha,
+                     "fusion_sentences": settings.fusion_sentences,
+                     "retrieval_mode": settings.retrieval_mode},
     }
     with tempfile.TemporaryDirectory(prefix="bench-retrieval-") as tmp:
         work = args.work or Path(tmp)

@@ -27,6 +27,7 @@ from rag.evaluation.beir import best_chunk_order
 from rag.fusion import convex_fuse, normalised
 from rag.kb import KnowledgeBase
 from rag.schema import Hit
+from rag.sentences import best_sentence
 from rag.settings import Settings
 
 DEPTH = 100
@@ -40,9 +41,19 @@ def _kb(work: Path, name: str) -> KnowledgeBase:
 
 
 def _pairs(kb: KnowledgeBase, queries: list[str]) -> list[Pair]:
+    """Each query's dense and BM25 candidates, each hit with its best sentence's cosine."""
     r = kb.retriever
-    return [(r.search(q, DEPTH, mode="dense", rerank=False),
-             r.search(q, DEPTH, mode="bm25", rerank=False)) for q in queries]
+    pairs = []
+    for q in queries:
+        vector = r.embedder.embed_query(q)
+        pair = (r.search(q, DEPTH, mode="dense", rerank=False),
+                r.search(q, DEPTH, mode="bm25", rerank=False))
+        for hit in (*pair[0], *pair[1]):
+            if hit.sentences is not None:
+                hit.sentence_score = best_sentence(vector, hit.sentences)
+            hit.sentences = None  # the scores are all the grid needs
+        pairs.append(pair)
+    return pairs
 
 
 def qa_candidates(work: Path, name: str) -> dict[str, Any]:
@@ -88,11 +99,11 @@ def candidates(work: Path) -> dict[str, Any]:
     return data
 
 
-Ranked = Callable[[Sequence[tuple[str, float]], Sequence[tuple[str, float]]], list[str]]
+Scored = Sequence[tuple[str, float]]
+Ranked = Callable[[Scored, Scored, dict[str, float]], list[str]]
 
 
-def rrf_order(dense: Sequence[tuple[str, float]], sparse: Sequence[tuple[str, float]], k: int,
-              w: float) -> list[str]:
+def rrf_order(dense: Scored, sparse: Scored, k: int, w: float) -> list[str]:
     """Chunk ids by RRF (dense weight w, BM25 weight 1)."""
     score: dict[str, float] = {}
     for weight, hits in ((w, dense), (1.0, sparse)):
@@ -101,13 +112,18 @@ def rrf_order(dense: Sequence[tuple[str, float]], sparse: Sequence[tuple[str, fl
     return sorted(score, key=score.__getitem__, reverse=True)
 
 
-def convex_order(dense: Sequence[tuple[str, float]], sparse: Sequence[tuple[str, float]],
-                 alpha: float) -> list[str]:
-    """Chunk ids by the convex combination of min-max normalised scores."""
+def convex_order(dense: Scored, sparse: Scored, sentence: dict[str, float], alpha: float,
+                 share: float = 0.0) -> list[str]:
+    """Chunk ids by the convex combination of min-max normalised scores (the best sentence's
+    cosine taking `share`, normalised over the candidates that have one)."""
     score: dict[str, float] = {}
-    for weight, hits in ((alpha, dense), (1 - alpha, sparse)):
+    scored = [c for c in dict.fromkeys(c for c, _ in (*dense, *sparse)) if c in sentence]
+    share = share if scored else 0.0
+    for weight, hits in (((1 - share) * alpha, dense), ((1 - share) * (1 - alpha), sparse)):
         for (cid, _), value in zip(hits, normalised([s for _, s in hits]), strict=True):
             score[cid] = score.get(cid, 0.0) + weight * value
+    for cid, value in zip(scored, normalised([sentence[c] for c in scored]), strict=True):
+        score[cid] += share * value
     return sorted(score, key=score.__getitem__, reverse=True)
 
 
@@ -115,20 +131,27 @@ def settings_grid() -> dict[str, Ranked]:
     """Every fusion setting tried, by name."""
     grid: dict[str, Ranked] = {}
     for k, w in itertools.product((5, 10, 20, 40, 60, 100), (0.5, 0.7, 1.0, 1.4, 2.0, 3.0)):
-        grid[f"rrf k={k} dense={w}"] = lambda d, s, k=k, w=w: rrf_order(d, s, k, w)
+        grid[f"rrf k={k} dense={w}"] = lambda d, s, _, k=k, w=w: rrf_order(d, s, k, w)
     for alpha in (round(0.2 + 0.05 * i, 2) for i in range(15)):
-        grid[f"convex alpha={alpha}"] = lambda d, s, a=alpha: convex_order(d, s, a)
+        grid[f"convex alpha={alpha}"] = lambda d, s, t, a=alpha: convex_order(d, s, t, a)
+    for alpha, share in itertools.product((0.2, 0.3, 0.4, 0.5, 0.6, 0.7),
+                                          (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)):
+        grid[f"convex alpha={alpha} sentences={share}"] = (
+            lambda d, s, t, a=alpha, x=share: convex_order(d, s, t, a, x))
     return grid
 
 
 FUSED = 50  # candidates per retriever that the app fuses (Retriever.candidates)
 
 
-def _plain(pair: Pair) -> tuple[list[tuple[str, float]], list[tuple[str, float]]]:
-    """The first FUSED hits of each list: exactly what a search of that depth returns."""
-    dense, sparse = pair
-    return ([(h.chunk_id, h.dense_score or 0.0) for h in dense[:FUSED]],
-            [(h.chunk_id, h.bm25_score or 0.0) for h in sparse[:FUSED]])
+def _plain(pair: Pair) -> tuple[Scored, Scored, dict[str, float]]:
+    """The first FUSED hits of each list (exactly what a search of that depth returns), and
+    their best sentences' cosines."""
+    dense, sparse = pair[0][:FUSED], pair[1][:FUSED]
+    sentence = {h.chunk_id: h.sentence_score for h in (*dense, *sparse)
+                if h.sentence_score is not None}
+    return ([(h.chunk_id, h.dense_score or 0.0) for h in dense],
+            [(h.chunk_id, h.bm25_score or 0.0) for h in sparse], sentence)
 
 
 def score_qa(data: dict[str, Any], order: Ranked) -> dict[str, float]:
@@ -154,10 +177,10 @@ def score_beir(data: dict[str, Any], order: Ranked) -> float:
     return sum(values) / len(values)
 
 
-def check_with_rag_fusion(data: dict[str, Any], alpha: float) -> float:
+def check_with_rag_fusion(data: dict[str, Any], alpha: float, share: float) -> float:
     """SciFact train nDCG@10 of the chosen convex setting through rag.fusion itself."""
     values = [ndcg_at(best_chunk_order(convex_fuse(d[:FUSED], s[:FUSED], alpha=alpha,
-                                                   limit=DEPTH * 2)), qrels, 10)
+                                                   limit=DEPTH * 2, sentences=share)), qrels, 10)
               for qrels, (d, s) in zip(data["qrels"], data["pairs"], strict=True)]
     return sum(values) / len(values)
 
@@ -180,16 +203,17 @@ def main() -> None:
         row["objective"] = (row["scifact_train"] + sum(dev) / len(dev)) / 2
         rows[name] = {k: round(v, 4) for k, v in row.items()}
     top = sorted(rows, key=lambda n: rows[n]["objective"], reverse=True)
-    default = "rrf k=60 dense=1.0"
+    default = "convex alpha=0.5"  # the default before sentence scores
     test = {n: round(score_beir(data["scifact"]["test"], grid[n]), 4)
             for n in dict.fromkeys([*top[:3], default])}
     report: dict[str, Any] = {"best": top[0], "scifact_test": test,
                               "top": {n: rows[n] for n in top[:10]},
                               "default": rows[default], "all": rows}
     if top[0].startswith("convex"):
-        alpha = float(top[0].split("=")[1])
-        report["best_train_via_rag_fusion"] = round(
-            check_with_rag_fusion(data["scifact"]["train"], alpha), 4)
+        values = dict(part.split("=") for part in top[0].split()[1:])
+        report["best_train_via_rag_fusion"] = round(check_with_rag_fusion(
+            data["scifact"]["train"], float(values["alpha"]), float(values.get("sentences", 0))),
+            4)
     args.out.write_text(json.dumps(report, indent=1) + "\n")
     print(json.dumps({k: v for k, v in report.items() if k != "all"}, indent=1))
 
