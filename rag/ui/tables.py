@@ -11,6 +11,7 @@ from typing import Any
 
 from rag.ingest import IngestResult
 from rag.schema import DocumentInfo
+from rag.ui.render import md_text
 
 TITLE = "gpt-oss-rag"
 TAGLINE = "Chat with your documents: answers from gpt-oss, each claim cited to its source."
@@ -88,10 +89,10 @@ def docs_table(docs: list[DocumentInfo]) -> dict[str, Any]:
 
 def delete_question(docs: list[DocumentInfo]) -> str:
     """The confirmation asked before deleting documents."""
-    names = ", ".join(f"**{html.escape(d.source)}** ({d.chunks} chunks)" for d in docs)
+    names = ", ".join(f"**{md_text(d.source)}** ({d.chunks} chunks)" for d in docs)
     return f"Delete {names}? This cannot be undone."
 
 
 def deleted_note(docs: list[DocumentInfo]) -> str:
     """What was deleted."""
-    return "Deleted " + ", ".join(f"{d.source} ({d.chunks} chunks)" for d in docs) + "."
+    return "Deleted " + ", ".join(f"{md_text(d.source)} ({d.chunks} chunks)" for d in docs) + "."
