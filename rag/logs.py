@@ -27,7 +27,7 @@ import sys
 LIBRARIES = (
     "pypdf", "grpc", "milvus_lite", "pymilvus", "httpx", "httpcore", "urllib3", "openai",
     "sentence_transformers", "transformers", "huggingface_hub", "onnxruntime", "filelock",
-    "py.warnings",
+    "py.warnings", "faiss",
 )
 FORMAT = "%(levelname)s %(name)s: %(message)s"
 _HANDLER = "rag-console"
