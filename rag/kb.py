@@ -44,7 +44,9 @@ class KnowledgeBase:
         s = self.settings
         return Ingestor(self.store, self.embedder, chunk_tokens=s.chunk_tokens,
                         chunk_overlap=s.chunk_overlap, max_file_mb=s.max_file_mb,
-                        max_pages=s.max_pages, max_chunks_per_file=s.max_chunks_per_file)
+                        max_pages=s.max_pages, max_chunks_per_file=s.max_chunks_per_file,
+                        max_pdf_content_mb=s.max_pdf_content_mb,
+                        max_page_content_mb=s.max_page_content_mb)
 
     @cached_property
     def reranker(self) -> Reranker | None:

@@ -13,8 +13,8 @@ from pathlib import Path, PurePath
 
 from rag.errors import LoaderError
 from rag.markup import MARKDOWN, PlainText, heading_line, inline_text, tokens_text
+from rag.pdf import check_content, open_pdf, pdf_sections, unix_newlines
 from rag.pdf import normalise_pdf_text as normalise_pdf_text  # re-exported
-from rag.pdf import open_pdf, pdf_sections, unix_newlines
 from rag.pdf import without_running_lines as without_running_lines  # re-exported
 from rag.schema import Section
 
@@ -50,10 +50,13 @@ class LoadedDocument:
 
 
 def load(path: Path, source: str | None = None, *, max_file_mb: float | None = None,
-         max_pages: int | None = None) -> LoadedDocument:
+         max_pages: int | None = None, max_pdf_content_mb: float | None = None,
+         max_page_content_mb: float | None = None) -> LoadedDocument:
     """Read one file as a PDF, Markdown or text document; raises LoaderError, also for a file
     whose type is not one of SUPPORTED_EXTENSIONS or that is larger than `max_file_mb`
-    (before reading it), or for a PDF of more than `max_pages` pages (None: no limit)."""
+    (before reading it), or for a PDF of more than `max_pages` pages or more content to parse
+    than `max_pdf_content_mb` in all or `max_page_content_mb` on a page (before any text is
+    extracted: rag.pdf.check_content). None: no limit."""
     path = Path(path)
     source = source or path.name
     if path.is_file():  # a folder or a missing path fails below, with the OS's reason
@@ -72,6 +75,8 @@ def load(path: Path, source: str | None = None, *, max_file_mb: float | None = N
         if max_pages is not None and pages > max_pages:
             raise LoaderError(source, f"the PDF has {pages} pages, more than the limit of "
                               f"{max_pages} (MAX_PAGES); split it, or raise MAX_PAGES")
+        check_content(reader, pages, source, max_pdf_mb=max_pdf_content_mb,
+                      max_page_mb=max_page_content_mb)
         return LoadedDocument(source, "pdf", digest, pages, pdf_sections(reader, pages, source))
     if suffix in PDF_EXTENSIONS:
         raise LoaderError(source, "not a PDF (no %PDF header)")

@@ -10,8 +10,10 @@ import zlib
 from collections import Counter, deque
 from collections.abc import Iterable, Iterator
 
-from pypdf import PasswordType, PdfReader
-from pypdf.errors import DependencyError, PyPdfError
+from pypdf import PageObject, PasswordType, PdfReader
+from pypdf.errors import DependencyError, LimitReachedError, PyPdfError
+from pypdf.filters import decode_stream_data
+from pypdf.generic import ArrayObject, DictionaryObject, EncodedStreamObject, StreamObject
 
 from rag.errors import LoaderError
 from rag.schema import Section
@@ -44,6 +46,12 @@ _RUNNING_PAGES = 3  # a running line is at the edge of this many pages, and of h
 _RUNNING_KEY_CHARS = 4  # shorter lines count as running only when they are page numbers
 _RUNNING_KEY_LENGTH = 40  # characters at the start of a line that are compared
 _HYPHEN_BREAK = re.compile(r"(?<=[^\W\d_])-\n(?=([^\W\d_]))")
+_MB = 1 << 20
+# A "/Name Do" operator of a content stream: it draws the form XObject of that name (names end
+# at PDF white space or delimiters; "#xx" escapes a byte).
+_DO = re.compile(rb"/([^\x00\t\n\x0c\r /\[\]()<>{}%]+)[\x00\t\n\x0c\r ]*Do"
+                 rb"(?![^\x00\t\n\x0c\r /\[\]()<>{}%])")
+_NAME_ESCAPE = re.compile(rb"#([0-9A-Fa-f]{2})")
 
 
 def unix_newlines(text: str) -> str:
@@ -57,14 +65,14 @@ def open_pdf(data: bytes, source: str) -> tuple[PdfReader, int]:
         reader = PdfReader(io.BytesIO(data))
         encrypted = reader.is_encrypted
     except _PDF_ERRORS as exc:
-        raise LoaderError(source, f"damaged or truncated PDF ({exc})") from exc
+        raise LoaderError(source, pdf_error_reason(exc)) from exc
     if encrypted:
         try:
             opened = reader.decrypt("")
         except DependencyError as exc:
             raise LoaderError(source, f"encrypted PDF needs a missing package ({exc})") from exc
         except _PDF_ERRORS as exc:
-            raise LoaderError(source, f"damaged or truncated PDF ({exc})") from exc
+            raise LoaderError(source, pdf_error_reason(exc)) from exc
         if opened == PasswordType.NOT_DECRYPTED:
             raise LoaderError(
                 source, "encrypted (password-protected); remove the password and upload again"
@@ -72,10 +80,111 @@ def open_pdf(data: bytes, source: str) -> tuple[PdfReader, int]:
     try:
         pages = len(reader.pages)
     except _PDF_ERRORS as exc:
-        raise LoaderError(source, f"damaged or truncated PDF ({exc})") from exc
+        raise LoaderError(source, pdf_error_reason(exc)) from exc
     if pages == 0:
         raise LoaderError(source, "the PDF has no pages")
     return reader, pages
+
+
+def pdf_error_reason(exc: BaseException, where: str = "") -> str:
+    """What a pypdf failure means for the user: a safety limit of pypdf (a stream that
+    decompresses to too much, too deep a structure) or a damaged file."""
+    if isinstance(exc, LimitReachedError):
+        return (f"the PDF is over a safety limit of the PDF reader, pypdf ({where}{exc}): a part "
+                "of it decompresses to too much data or nests too deep; it is not a setting "
+                "of this app: split or simplify the PDF")
+    return f"damaged or truncated PDF ({where}{exc})"
+
+
+def check_content(reader: PdfReader, pages: int, source: str, *,
+                  max_pdf_mb: float | None, max_page_mb: float | None) -> None:
+    """Raise LoaderError before any text is extracted if a page has more than `max_page_mb` MB
+    of content to parse (MAX_PAGE_CONTENT_MB), or all pages more than `max_pdf_mb` MB
+    (MAX_PDF_CONTENT_MB); None: no limit. Content counts at every use, as pypdf parses it:
+    a content stream shared by many pages once per page, a form XObject once per drawing."""
+    if max_pdf_mb is None and max_page_mb is None:
+        return
+    meter = _ContentMeter(source)
+    total = 0
+    for number in range(1, pages + 1):
+        try:
+            size = meter.page(reader.pages[number - 1])
+        except _PDF_ERRORS as exc:
+            raise LoaderError(source, pdf_error_reason(exc, f"page {number}: ")) from exc
+        if max_page_mb is not None and size > max_page_mb * _MB:
+            raise LoaderError(
+                source, f"page {number} has {size / _MB:.1f} MB of content to parse, more than "
+                f"the limit of {max_page_mb:g} MB (MAX_PAGE_CONTENT_MB); raise "
+                "MAX_PAGE_CONTENT_MB to read it")
+        total += size
+        if max_pdf_mb is not None and total > max_pdf_mb * _MB:
+            raise LoaderError(
+                source, f"the PDF's pages hold more than {max_pdf_mb:g} MB of content to parse, "
+                f"the limit (MAX_PDF_CONTENT_MB), by page {number} of {pages} (content shared "
+                "by pages counts on each page); split it, or raise MAX_PDF_CONTENT_MB")
+
+
+class _ContentMeter:
+    """Bytes of content pypdf parses to extract a page's text. Each stream is decoded once
+    (not kept: pypdf decodes it again when it extracts), each form XObject measured once."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        # by id() of the object, which stays in the dict so that the id is not reused
+        self._streams: dict[int, tuple[StreamObject, int, Counter[bytes]]] = {}
+        self._forms: dict[int, tuple[StreamObject, int]] = {}
+        self._open: set[int] = set()  # forms being measured: one drawing itself is a loop
+
+    def page(self, page: PageObject) -> int:
+        contents = page.get("/Contents")
+        if contents is None:
+            return 0
+        resolved = contents.get_object()
+        streams = list(resolved) if isinstance(resolved, ArrayObject) else [contents]
+        return self._cost(streams, page.get("/Resources"))
+
+    def _cost(self, streams: list, resources: object) -> int:
+        """Size of the streams plus that of each form XObject they draw, at each drawing."""
+        resources = resources.get_object() if resources is not None else None
+        xobjects = resources.get("/XObject") if isinstance(resources, DictionaryObject) else None
+        xobjects = xobjects.get_object() if xobjects is not None else None
+        total = 0
+        for stream in streams:
+            size, drawn = self._stream(stream)
+            total += size
+            if not isinstance(xobjects, DictionaryObject):
+                continue
+            for name, uses in drawn.items():
+                form = xobjects.get("/" + _NAME_ESCAPE.sub(
+                    lambda m: bytes([int(m.group(1), 16)]), name).decode("latin-1"))
+                if form is not None:
+                    total += uses * self._form(form, resources)
+        return total
+
+    def _stream(self, stream: object) -> tuple[int, Counter[bytes]]:
+        """Decoded size of a content stream and the form names its Do operators draw."""
+        obj = stream.get_object()
+        if not isinstance(obj, StreamObject):
+            return 0, Counter()
+        if id(obj) not in self._streams:
+            fresh = isinstance(obj, EncodedStreamObject) and obj.decoded_self is None
+            data = decode_stream_data(obj) if fresh else obj.get_data()
+            self._streams[id(obj)] = obj, len(data), Counter(_DO.findall(data))
+        _, size, drawn = self._streams[id(obj)]
+        return size, drawn
+
+    def _form(self, form: object, resources: object) -> int:
+        obj = form.get_object()
+        if not isinstance(obj, StreamObject) or obj.get("/Subtype") != "/Form":
+            return 0  # an image: no text to parse
+        key = id(obj)
+        if key in self._open:
+            raise LoaderError(self.source, "damaged PDF (a form XObject draws itself)")
+        if key not in self._forms:
+            self._open.add(key)
+            self._forms[key] = obj, self._cost([obj], obj.get("/Resources") or resources)
+            self._open.discard(key)
+        return self._forms[key][1]
 
 
 def pdf_sections(reader: PdfReader, pages: int, source: str) -> Iterator[Section]:
@@ -96,9 +205,7 @@ def _page_texts(reader: PdfReader, pages: int, source: str) -> Iterator[tuple[in
         try:
             raw = reader.pages[number - 1].extract_text()
         except _PDF_ERRORS as exc:
-            raise LoaderError(
-                source, f"damaged or truncated PDF (page {number}: {exc})"
-            ) from exc
+            raise LoaderError(source, pdf_error_reason(exc, f"page {number}: ")) from exc
         yield number, normalise_pdf_text(raw)
 
 

@@ -34,6 +34,10 @@ class Settings:
     # Per-file limits: a file over one fails alone, with the limit and its setting named.
     max_file_mb: float = 100.0  # size of a file, checked before it is read
     max_pages: int = 2000  # pages of a PDF
+    # content streams a PDF's text is parsed from, decoded, at every use (a stream shared by
+    # 200 pages counts 200 times); the shared real PDFs hold at most 2.9 MB, 1.4 MB on a page
+    max_pdf_content_mb: float = 64.0
+    max_page_content_mb: float = 8.0
     max_chunks_per_file: int = 50000  # chunks of one file (an 18 MB text makes ~27,000)
 
     retrieval_mode: str = "hybrid"
@@ -101,7 +105,8 @@ class Settings:
         return self
 
     def _validate_limits(self) -> None:
-        for name in ("max_file_mb", "max_pages", "max_chunks_per_file", "llm_max_answer_chars"):
+        for name in ("max_file_mb", "max_pages", "max_chunks_per_file", "llm_max_answer_chars",
+                     "max_pdf_content_mb", "max_page_content_mb"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name.upper()} must be above 0")
 

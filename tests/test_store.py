@@ -44,13 +44,24 @@ def test_a_too_long_chunk_text_raises_naming_the_document(store: MilvusStore, em
     assert store._pending_versions() == []
 
 
-def test_an_ingest_of_a_too_long_passage_fails_with_the_reason(tmp_path: Path,
-                                                               store: MilvusStore, embedder):
+def test_a_run_without_spaces_is_split_into_chunks_and_stored_whole(tmp_path: Path,
+                                                                    store: MilvusStore, embedder):
     doc = tmp_path / "blob.md"
     doc.write_text("# Blob\n\nSome words first.\n\n" + "é" * 40_000 + "\n", encoding="utf-8")
     [result] = Ingestor(store, embedder).ingest_paths([doc])
+    assert result.status == "added" and result.chunks > 1
+    hits = store.search_bm25(analyze("some words first"), 50, ["blob.md"])
+    assert hits and all(len(h.text.encode("utf-8")) <= MAX_TEXT for h in hits)
+
+
+def test_an_ingest_of_a_heading_too_long_to_store_fails_with_the_reason(tmp_path: Path,
+                                                                       store: MilvusStore,
+                                                                       embedder):
+    doc = tmp_path / "blob.md"
+    doc.write_text("# " + "Heading " * 400 + "\n\nSome words under it.\n", encoding="utf-8")
+    [result] = Ingestor(store, embedder).ingest_paths([doc])
     assert result.status == "failed"
-    assert "blob.md" in result.reason and "65,535" in result.reason
+    assert "blob.md" in result.reason and "2,048" in result.reason
     assert store.list_documents() == [] and store._count('id != ""') == 0
     assert store._pending_versions() == []
 
@@ -58,13 +69,14 @@ def test_an_ingest_of_a_too_long_passage_fails_with_the_reason(tmp_path: Path,
 def test_a_too_long_passage_fails_its_document_alone_in_a_shared_batch(tmp_path: Path,
                                                                       store: MilvusStore,
                                                                       embedder):
-    """The other files of the same embedding group are stored as if it were not there."""
-    (tmp_path / "blob.md").write_text("# Blob\n\nSome words first.\n\n" + "é" * 40_000 + "\n",
+    """The other files of the same embedding group are stored as if it were not there (a
+    heading over the field's 2,048 bytes: text is split into chunks that fit, a heading is not)."""
+    (tmp_path / "blob.md").write_text("# " + "Heading " * 400 + "\n\nSome words under it.\n",
                                       encoding="utf-8")
     for name in ("a.md", "b.md"):
         (tmp_path / name).write_text(f"# {name}\n\nPlain words about {name} and nothing else.\n")
     results = {r.source: r for r in Ingestor(store, embedder).ingest_paths([tmp_path])}
-    assert results["blob.md"].status == "failed" and "65,535" in results["blob.md"].reason
+    assert results["blob.md"].status == "failed" and "2,048" in results["blob.md"].reason
     assert results["a.md"].status == results["b.md"].status == "added"
     assert [d.doc_id for d in store.list_documents()] == ["a.md", "b.md"]
     assert store.count_chunks() == 2 and store._pending_versions() == []

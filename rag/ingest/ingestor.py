@@ -21,14 +21,17 @@ class Ingestor:
 
     def __init__(self, store: MilvusStore, embedder: Embedder, *, chunk_tokens: int = 200,
                  chunk_overlap: int = 40, batch_size: int = 256, max_file_mb: float = 100.0,
-                 max_pages: int = 2000, max_chunks_per_file: int = 50000) -> None:
+                 max_pages: int = 2000, max_chunks_per_file: int = 50000,
+                 max_pdf_content_mb: float = 64.0, max_page_content_mb: float = 8.0) -> None:
         """`batch_size` chunks are embedded and stored together. They go to the encoder in its
         own batches, longest first, so a larger group pads less (ONNX fp32: 26 chunks/s in
         groups of 32, 34 in groups of 256) and progress still moves batch by batch.
 
         A file larger than `max_file_mb` (checked before it is read), a PDF of more than
-        `max_pages` pages or a file of more than `max_chunks_per_file` chunks fails alone,
-        with the limit and its setting named (rag.settings: MAX_FILE_MB, MAX_PAGES,
+        `max_pages` pages or with more page content to parse than `max_pdf_content_mb` MB
+        in all or `max_page_content_mb` MB on a page, or a file of more than
+        `max_chunks_per_file` chunks fails alone, with the limit and its setting named
+        (rag.settings: MAX_FILE_MB, MAX_PAGES, MAX_PDF_CONTENT_MB, MAX_PAGE_CONTENT_MB,
         MAX_CHUNKS_PER_FILE)."""
         self.store = store
         self.embedder = embedder
@@ -38,6 +41,8 @@ class Ingestor:
         self.max_file_mb = max_file_mb
         self.max_pages = max_pages
         self.max_chunks_per_file = max_chunks_per_file
+        self.max_pdf_content_mb = max_pdf_content_mb
+        self.max_page_content_mb = max_page_content_mb
 
     def ingest_paths(self, paths: Iterable[Path | str],
                      progress: ProgressCallback | None = None) -> list[IngestResult]:
@@ -51,7 +56,10 @@ class Ingestor:
         type fails alone with the reason. Progress weighs the files by size."""
         files = list(files)
         documents = [(source, partial(load, path, source, max_file_mb=self.max_file_mb,
-                                      max_pages=self.max_pages)) for path, source in files]
+                                      max_pages=self.max_pages,
+                                      max_pdf_content_mb=self.max_pdf_content_mb,
+                                      max_page_content_mb=self.max_page_content_mb))
+                     for path, source in files]
         return self.ingest_documents(documents, progress=progress,
                                      sizes=[_size(path) for path, _ in files])
 
