@@ -256,3 +256,36 @@ def _phone_chat(page: Page, url: str, path: Path) -> None:
     expect(sidebar).to_have_class(re.compile(r"\bopen\b"))
     expect(page.locator("#rag-llm-status")).to_be_in_viewport()
     page.close()
+
+
+def test_upload_of_files_with_hostile_names_in_chromium(app: tuple[RunningApp, FakeGptOss],
+                                                        tmp_path: Path) -> None:
+    """Accented, CJK, emoji, quote and backslash names: each stored, listed, searchable, and the
+    knowledge base still opens for the next file (issue 12, item 1, through a real upload)."""
+    from playwright.sync_api import expect, sync_playwright
+
+    running, _ = app
+    names = ["résumé.md", "文档.md", "notes 🚀.md", "it's \"quoted\" \\ back.md"]
+    files = []
+    for i, name in enumerate(names):
+        folder = tmp_path / f"upload{i}"
+        folder.mkdir()
+        path = folder / name
+        path.write_text(f"# Note {i}\n\nThe quokka number {i} lives on Rottnest Island.\n")
+        files.append(str(path))
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=BROWSER_ARGS)
+        try:
+            page = browser.new_page(viewport=DESKTOP)
+            page.goto(running.url)
+            upload_tab = page.get_by_role("tab", name="Upload")
+            expect(upload_tab).to_have_attribute("aria-selected", "true", timeout=30_000)
+            page.locator("input[type=file]").first.set_input_files(files)
+            expect(page.locator(".rag-stats")).to_contain_text("4 documents", timeout=180_000)
+            docs = page.locator("#rag-docs")
+            for name in names:
+                expect(docs).to_contain_text(name, timeout=30_000)
+        finally:
+            browser.close()
+    found = running.client().predict("quokka Rottnest", 10, "bm25", api_name="/search")
+    assert {hit["source"] for hit in found} == set(names)
