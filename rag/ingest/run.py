@@ -168,12 +168,17 @@ class Run:
         if not batch:
             return
         started = time.perf_counter()
-        batch = self._refuse_oversized(batch)
+        texts = [embedding_text(c) for _, c in batch]
+        lexical = [analyze(t) for t in texts]
+        keep = self._refuse_oversized(batch, lexical)
+        if len(keep) < len(batch):
+            batch = [batch[i] for i in keep]
+            texts = [texts[i] for i in keep]
+            lexical = [lexical[i] for i in keep]
         if not batch:
             return
         jobs = list(dict.fromkeys(j for j, _ in batch))
         chunks = [c for _, c in batch]
-        texts = [embedding_text(c) for c in chunks]
         try:
             new = [job for job in jobs if not job.begun]
             self.ing.store.begin_versions([(j.source, j.version, j.source) for j in new])
@@ -182,7 +187,7 @@ class Run:
             vectors, sentences = self._embed(batch, texts, jobs)
             for job in jobs:
                 self._progress(job, "storing")
-            self.ing.store.insert_chunks(chunks, vectors, [analyze(t) for t in texts],
+            self.ing.store.insert_chunks(chunks, vectors, lexical,
                                          [j.version for j, _ in batch], sentences)
         except (EmbeddingError, StoreError) as exc:
             self._charge([j for j, _ in batch], started)
@@ -194,16 +199,16 @@ class Run:
             job.work.stored += 1
             job.buffered -= 1
 
-    def _refuse_oversized(self, batch: list[tuple[_Job, Chunk]]) -> list[tuple[_Job, Chunk]]:
-        """The batch without the documents that have a chunk too large to store: each of those
-        fails alone, with the reason, before anything is embedded."""
-        problems = self.ing.store.oversized(
-            [c for _, c in batch], [analyze(embedding_text(c)) for _, c in batch])
+    def _refuse_oversized(self, batch: list[tuple[_Job, Chunk]],
+                          lexical: list[str]) -> list[int]:
+        """The positions in the batch of the chunks to write: documents that have a chunk too
+        large to store each fail alone, with the reason, before anything is embedded."""
+        problems = self.ing.store.oversized([c for _, c in batch], lexical)
         if not problems:
-            return batch
+            return list(range(len(batch)))
         for job in dict.fromkeys(j for j, _ in batch if j.source in problems):
             self._fail(job, StoreError(problems[job.source]))
-        return [(j, c) for j, c in batch if j.source not in problems]
+        return [i for i, (j, _) in enumerate(batch) if j.source not in problems]
 
     def _embed(self, batch: list[tuple[_Job, Chunk]], texts: list[str],
                jobs: list[_Job]) -> tuple[np.ndarray, list[np.ndarray] | None]:
