@@ -26,6 +26,7 @@ from rag.evaluation import BeirDataset, ingest_corpus, load_questions, ndcg_at
 from rag.evaluation.beir import best_chunk_order
 from rag.fusion import convex_fuse, normalised
 from rag.kb import KnowledgeBase
+from rag.lexical import analyze
 from rag.schema import Hit
 from rag.sentences import best_sentence
 from rag.settings import Settings
@@ -42,12 +43,11 @@ def _kb(work: Path, name: str) -> KnowledgeBase:
 
 def _pairs(kb: KnowledgeBase, queries: list[str]) -> list[Pair]:
     """Each query's dense and BM25 candidates, each hit with its best sentence's cosine."""
-    r = kb.retriever
+    store, where = kb.store, kb.store.visibility_filter()
     pairs = []
     for q in queries:
-        vector = r.embedder.embed_query(q)
-        pair = (r.search(q, DEPTH, mode="dense", rerank=False),
-                r.search(q, DEPTH, mode="bm25", rerank=False))
+        vector = kb.embedder.embed_query(q)
+        pair = store.search_both(vector, analyze(q), DEPTH, where=where, sentences=True)
         for hit in (*pair[0], *pair[1]):
             if hit.sentences is not None:
                 hit.sentence_score = best_sentence(vector, hit.sentences)

@@ -66,8 +66,10 @@ class Retriever:
             return self.store.search_bm25(analyze(query), limit, where=where)
         depth = max(limit, self.candidates)
         vector = self.embedder.embed_query(query)
-        dense, sparse = self.store.search_both(vector, analyze(query), depth, where=where)
-        if self.sentences and self.fusion is Fusion.CONVEX:
+        scored = bool(self.sentences) and self.fusion is Fusion.CONVEX
+        dense, sparse = self.store.search_both(vector, analyze(query), depth, where=where,
+                                               sentences=scored)
+        if scored:
             for hit in (*dense, *sparse):
                 if hit.sentences is not None:
                     hit.sentence_score = best_sentence(vector, hit.sentences)

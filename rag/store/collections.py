@@ -11,7 +11,6 @@ from typing import Any
 from rag.store.client import connect, is_lite, milvus, query_all, quiet_lite_server, release
 from rag.store.pending import lite_cache
 from rag.store.schema import (
-    CHUNK_FIELDS,
     SENTENCES,
     check_model,
     create_chunks,
@@ -54,7 +53,6 @@ class Collections:
             log.warning("The collection %s was made before sentence vectors were stored: hybrid "
                         "search ranks without sentence scores. Ingest into a new collection "
                         "(MILVUS_COLLECTION) to have them.", self.chunks)
-        self.output_fields = [*CHUNK_FIELDS, SENTENCES] if self.has_sentences else CHUNK_FIELDS
 
     def _has_field(self, collection: str, name: str) -> bool:
         with milvus("describe the chunks collection"):

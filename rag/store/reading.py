@@ -17,7 +17,7 @@ from rag.sentences import unpack
 from rag.store.client import milvus
 from rag.store.collections import Collections
 from rag.store.filters import equals, in_list
-from rag.store.schema import ACTIVE, DOC_FIELDS, PENDING, SENTENCES
+from rag.store.schema import ACTIVE, CHUNK_FIELDS, DOC_FIELDS, PENDING, SENTENCES
 
 
 def to_info(row: dict[str, Any]) -> DocumentInfo:
@@ -112,35 +112,42 @@ class StoreReader(Collections):
         return where
 
     # -- searches --------------------------------------------------------------------------
+    def _fields(self, sentences: bool) -> list[str]:
+        """The fields a search returns: with the packed sentence vectors only when asked for
+        (and stored), since they are the largest field and only hybrid scoring reads them."""
+        return [*CHUNK_FIELDS, SENTENCES] if sentences and self.has_sentences else CHUNK_FIELDS
+
     def search_dense(self, vector: np.ndarray, limit: int, doc_ids: Sequence[str] | None = None,
-                     *, where: str | None = None) -> list[Hit]:
+                     *, where: str | None = None, sentences: bool = False) -> list[Hit]:
         """Nearest chunks by cosine similarity, among the visible ones (of doc_ids, if given,
-        or as `where`, a `visibility_filter`, says)."""
+        or as `where`, a `visibility_filter`, says); with `sentences`, each hit carries its
+        sentence vectors."""
         expr = self._where(doc_ids, where)
         with milvus("search"):
             results = self._client.search(
                 self.chunks, data=[vector.tolist()], anns_field="dense", limit=limit,
-                filter=expr, output_fields=self.output_fields,
+                filter=expr, output_fields=self._fields(sentences),
                 search_params={"metric_type": "COSINE"})
         return rows_to_hits(results, "dense", self.dimension)
 
     def search_bm25(self, analyzed_query: str, limit: int,
-                    doc_ids: Sequence[str] | None = None, *, where: str | None = None
-                    ) -> list[Hit]:
-        """Best chunks by BM25 over the analysed text (visible ones, as in search_dense)."""
+                    doc_ids: Sequence[str] | None = None, *, where: str | None = None,
+                    sentences: bool = False) -> list[Hit]:
+        """Best chunks by BM25 over the analysed text (visible ones and `sentences` as in
+        search_dense)."""
         if not analyzed_query.strip():
             return []
         expr = self._where(doc_ids, where)
         with milvus("search"):
             results = self._client.search(
                 self.chunks, data=[analyzed_query], anns_field="sparse", limit=limit,
-                filter=expr, output_fields=self.output_fields,
+                filter=expr, output_fields=self._fields(sentences),
                 search_params={"metric_type": "BM25"})
         return rows_to_hits(results, "bm25", self.dimension)
 
     def search_both(self, vector: np.ndarray, analyzed_query: str, limit: int,
-                    doc_ids: Sequence[str] | None = None, *, where: str | None = None
-                    ) -> tuple[list[Hit], list[Hit]]:
+                    doc_ids: Sequence[str] | None = None, *, where: str | None = None,
+                    sentences: bool = False) -> tuple[list[Hit], list[Hit]]:
         """The dense and the BM25 hits of one query, over the same visible chunks.
 
         The visibility filter is worked out once for both (or given as `where`), and the BM25
@@ -148,10 +155,11 @@ class StoreReader(Collections):
         """
         expr = self._where(doc_ids, where)
         if not analyzed_query.strip():
-            return self.search_dense(vector, limit, where=expr), []
-        bm25 = self._pool.submit(self.search_bm25, analyzed_query, limit, where=expr)
+            return self.search_dense(vector, limit, where=expr, sentences=sentences), []
+        bm25 = self._pool.submit(self.search_bm25, analyzed_query, limit, where=expr,
+                                 sentences=sentences)
         try:
-            dense = self.search_dense(vector, limit, where=expr)
+            dense = self.search_dense(vector, limit, where=expr, sentences=sentences)
         finally:
             sparse = bm25.result()  # also when the dense search failed: never leave it running
         return dense, sparse
