@@ -55,10 +55,6 @@ class Mode(Choice):
     DENSE = "dense"
     BM25 = "bm25"
 
-    @classmethod
-    def label(cls) -> str:
-        return "mode"
-
 
 class Effort(Choice):
     """gpt-oss's reasoning effort (the harmony `Reasoning:` level)."""
@@ -66,10 +62,6 @@ class Effort(Choice):
     LOW = "low"
     MEDIUM = "medium"
     HIGH = "high"
-
-    @classmethod
-    def label(cls) -> str:
-        return "effort"
 
 
 class Runtime(Choice):

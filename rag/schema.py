@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 
@@ -57,13 +57,7 @@ class Hit:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (without the sentence vectors)."""
-        vectors, self.sentences = self.sentences, None
-        try:
-            data = asdict(self)
-        finally:
-            self.sentences = vectors
-        del data["sentences"]
-        return data
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "sentences"}
 
     @property
     def page_label(self) -> str:
