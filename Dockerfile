@@ -22,6 +22,11 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 
 WORKDIR /app
 
+# Tesseract reads scanned PDF pages and images (OCR=true); English language data.
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends tesseract-ocr tesseract-ocr-eng \
+    && rm -rf /var/lib/apt/lists/*
+
 # CPU-only PyTorch first, from the CPU wheel index, so nothing pulls the CUDA builds.
 RUN pip install --index-url https://download.pytorch.org/whl/cpu torch==2.13.0
 

@@ -128,10 +128,11 @@ def print_documents(documents: list[DocumentInfo]) -> None:
         out.print("The knowledge base is empty: add files with `rag ingest`.")
         return
     column, names = name_column("document", [d.source for d in documents], out, 51)
-    table = Table(column, "kind", "pages", "chunks", "added")
+    table = Table(column, "kind", "pages", "chunks", "added", "notes")
     for d, name in zip(documents, names, strict=True):
         added = datetime.fromtimestamp(d.added_at).strftime("%Y-%m-%d %H:%M")
-        table.add_row(escape(name), d.kind, _number(d.pages), str(d.chunks), added)
+        table.add_row(escape(name), d.kind, _number(d.pages), str(d.chunks), added,
+                      escape(d.notes))
     out.print(table)
 
 

@@ -46,7 +46,8 @@ class KnowledgeBase:
                         chunk_overlap=s.chunk_overlap, max_file_mb=s.max_file_mb,
                         max_pages=s.max_pages, max_chunks_per_file=s.max_chunks_per_file,
                         max_pdf_content_mb=s.max_pdf_content_mb,
-                        max_page_content_mb=s.max_page_content_mb)
+                        max_page_content_mb=s.max_page_content_mb, ocr=s.ocr,
+                        ocr_languages=s.ocr_languages)
 
     @cached_property
     def reranker(self) -> Reranker | None:

@@ -1,5 +1,6 @@
-"""Read a PDF's pages as text, lazily: pypdf's extraction, normalised, without the running
-headers, footers and page numbers."""
+"""A PDF's pages as text: opened (and decrypted with the empty password) and checked against
+the content limits up front, then each page extracted by pypdf, normalised, without the running
+headers, footers and page numbers. rag.formats.pdf makes the document's sections of them."""
 
 from __future__ import annotations
 
@@ -16,10 +17,9 @@ from pypdf.filters import decode_stream_data
 from pypdf.generic import ArrayObject, DictionaryObject, EncodedStreamObject, StreamObject
 
 from rag.errors import LoaderError
-from rag.schema import Section
 
 # What pypdf raises on broken files besides its own errors (it has no single base class).
-_PDF_ERRORS: tuple[type[BaseException], ...] = (
+PDF_ERRORS: tuple[type[BaseException], ...] = (
     PyPdfError, ValueError, KeyError, TypeError, AttributeError, IndexError,
     ZeroDivisionError, AssertionError, NotImplementedError, RecursionError,
     OSError, zlib.error, struct.error,
@@ -52,6 +52,8 @@ _MB = 1 << 20
 _DO = re.compile(rb"/([^\x00\t\n\x0c\r /\[\]()<>{}%]+)[\x00\t\n\x0c\r ]*Do"
                  rb"(?![^\x00\t\n\x0c\r /\[\]()<>{}%])")
 _NAME_ESCAPE = re.compile(rb"#([0-9A-Fa-f]{2})")
+PASSWORD_REASON = ("the PDF is password-protected: remove the password and add it again "
+                   "(it is encrypted)")
 
 
 def unix_newlines(text: str) -> str:
@@ -60,26 +62,26 @@ def unix_newlines(text: str) -> str:
 
 
 def open_pdf(data: bytes, source: str) -> tuple[PdfReader, int]:
-    """Open and, if needed, decrypt a PDF with the empty password; returns it and its page count."""
+    """Open and, if needed, decrypt a PDF with the empty password (a PDF that opens without
+    one, only its editing locked); returns it and its page count. A PDF that needs a password
+    to open raises LoaderError(PASSWORD_REASON)."""
     try:
         reader = PdfReader(io.BytesIO(data))
         encrypted = reader.is_encrypted
-    except _PDF_ERRORS as exc:
+    except PDF_ERRORS as exc:
         raise LoaderError(source, pdf_error_reason(exc)) from exc
     if encrypted:
         try:
             opened = reader.decrypt("")
         except DependencyError as exc:
             raise LoaderError(source, f"encrypted PDF needs a missing package ({exc})") from exc
-        except _PDF_ERRORS as exc:
+        except PDF_ERRORS as exc:
             raise LoaderError(source, pdf_error_reason(exc)) from exc
         if opened == PasswordType.NOT_DECRYPTED:
-            raise LoaderError(
-                source, "encrypted (password-protected); remove the password and upload again"
-            )
+            raise LoaderError(source, PASSWORD_REASON)
     try:
         pages = len(reader.pages)
-    except _PDF_ERRORS as exc:
+    except PDF_ERRORS as exc:
         raise LoaderError(source, pdf_error_reason(exc)) from exc
     if pages == 0:
         raise LoaderError(source, "the PDF has no pages")
@@ -109,7 +111,7 @@ def check_content(reader: PdfReader, pages: int, source: str, *,
     for number in range(1, pages + 1):
         try:
             size = meter.page(reader.pages[number - 1])
-        except _PDF_ERRORS as exc:
+        except PDF_ERRORS as exc:
             raise LoaderError(source, pdf_error_reason(exc, f"page {number}: ")) from exc
         if max_page_mb is not None and size > max_page_mb * _MB:
             raise LoaderError(
@@ -187,26 +189,13 @@ class _ContentMeter:
         return self._forms[key][1]
 
 
-def pdf_sections(reader: PdfReader, pages: int, source: str) -> Iterator[Section]:
-    """One Section per page with text, extracted as it is asked for (a few pages ahead, to
-    recognise running headers and footers)."""
-    found = False
-    for number, text in without_running_lines(_page_texts(reader, pages, source)):
-        if text:
-            found = True
-            yield Section(text=text, page=number)
-    if not found:
-        raise LoaderError(source, "no extractable text (scanned image PDF?)")
-
-
-def _page_texts(reader: PdfReader, pages: int, source: str) -> Iterator[tuple[int, str]]:
-    """(page number, normalised text) of each page, extracted lazily."""
-    for number in range(1, pages + 1):
-        try:
-            raw = reader.pages[number - 1].extract_text()
-        except _PDF_ERRORS as exc:
-            raise LoaderError(source, pdf_error_reason(exc, f"page {number}: ")) from exc
-        yield number, normalise_pdf_text(raw)
+def page_text(reader: PdfReader, number: int, source: str) -> str:
+    """The normalised text of page `number` (from 1) as pypdf extracts it."""
+    try:
+        raw = reader.pages[number - 1].extract_text()
+    except PDF_ERRORS as exc:
+        raise LoaderError(source, pdf_error_reason(exc, f"page {number}: ")) from exc
+    return normalise_pdf_text(raw)
 
 
 def without_running_lines(pages: Iterable[tuple[int, str]]) -> Iterator[tuple[int, str]]:

@@ -56,8 +56,9 @@ class Hit:
     sentences: Any = field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form (without the sentence vectors)."""
-        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "sentences"}
+        """JSON-ready form (without the sentence vectors), with its `location`."""
+        data = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "sentences"}
+        return data | {"location": self.location()}
 
     @property
     def page_label(self) -> str:
@@ -87,5 +88,28 @@ class DocumentInfo:
     meta: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form."""
-        return asdict(self)
+        """JSON-ready form, with its `notes`."""
+        return asdict(self) | {"notes": self.notes}
+
+    @property
+    def notes(self) -> str:
+        """How the document was read, where a reader should know: 'OCR: pages 1-3, 7'."""
+        pages = self.meta.get("ocr_pages") or []
+        if not pages:
+            return ""
+        if self.kind == "image" and len(pages) == (self.pages or 1):
+            return "OCR"
+        return f"OCR: {page_ranges(pages)}"
+
+
+def page_ranges(pages: list[int]) -> str:
+    """'page 3', 'pages 1-3, 7': page numbers as ranges."""
+    numbers = sorted(set(pages))
+    runs: list[list[int]] = []
+    for number in numbers:
+        if runs and number == runs[-1][-1] + 1:
+            runs[-1].append(number)
+        else:
+            runs.append([number])
+    text = ", ".join(str(r[0]) if len(r) == 1 else f"{r[0]}-{r[-1]}" for r in runs)
+    return f"{'page' if len(numbers) == 1 else 'pages'} {text}"

@@ -39,6 +39,8 @@ class Settings:
     max_pdf_content_mb: float = 64.0
     max_page_content_mb: float = 8.0
     max_chunks_per_file: int = 50000  # chunks of one file (an 18 MB text makes ~27,000)
+    ocr: bool = True  # read scanned PDF pages and images with Tesseract
+    ocr_languages: str = "eng"  # Tesseract language codes, e.g. "eng+deu" (their data installed)
 
     retrieval_mode: str = "hybrid"
     top_k: int = 5

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
 PDFS = SHARED / "pdfs"
+OFFICE = SHARED / "office"
 MILVUS_DOCS = SHARED / "milvus-docs"
 FAQ = MILVUS_DOCS / "faq"
 CLOUD_PDF = PDFS / "nist-sp800-145-cloud-definition-7p.pdf"

@@ -199,17 +199,17 @@ def test_progress_is_a_monotone_fraction_of_the_whole_job(tmp_path: Path, store:
     shutil.copytree(MILVUS_DOCS / "faq", folder / "faq")
     shutil.copy(PDFS / "nist-sp800-145-cloud-definition-7p.pdf", folder)
     shutil.copy(PDFS / "edge-truncated-nist-sp800-145.pdf", folder)
-    (folder / "faq" / "diagram.png").write_bytes(b"\x89PNG\r\n")
-    loose = tmp_path / "notes.docx"
+    (folder / "faq" / "diagram.gif").write_bytes(b"GIF89a")
+    loose = tmp_path / "notes.pages"
     loose.write_text("not a document type")
     events: list[Progress] = []
     # groups of 64 chunks, which the encoder gets in its own batches of 32
     ingestor = Ingestor(store, embedder, batch_size=64)
     results = {r.source: r for r in ingestor.ingest_paths([folder, loose], events.append)}
 
-    assert "faq/diagram.png" not in results  # other types in a folder are not picked up
-    assert results["notes.docx"].status == "failed"
-    assert "unsupported file type (.docx)" in results["notes.docx"].reason
+    assert "faq/diagram.gif" not in results  # other types in a folder are not picked up
+    assert results["notes.pages"].status == "failed"
+    assert "unsupported file type (.pages)" in results["notes.pages"].reason
     assert results["edge-truncated-nist-sp800-145.pdf"].status == "failed"
     fractions = [p.fraction for p in events]
     assert all(0.0 <= f <= 1.0 for f in fractions)

@@ -285,7 +285,7 @@ def test_iter_files_recursion_hidden_and_sources(tmp_path: Path) -> None:
     (root / "faq" / "deep" / "x.PDF").write_bytes(b"%PDF-1.4")
     (root / "faq" / ".hidden.md").write_text("# H\n")
     (root / ".git" / "config.md").write_text("# G\n")
-    (root / "image.png").write_bytes(b"\x89PNG")
+    (root / "image.gif").write_bytes(b"GIF89a")
     single = tmp_path / "loose.bin"
     single.write_bytes(b"x")
     found = list(iter_files([root, single]))
@@ -305,7 +305,7 @@ def test_iter_files_on_real_folder() -> None:
     assert ".pdf" in SUPPORTED_EXTENSIONS and ".md" in SUPPORTED_EXTENSIONS
 
 
-@pytest.mark.parametrize("name", ["notes.docx", "data.log", "README", "photo.PNG"])
+@pytest.mark.parametrize("name", ["notes.pages", "data.log", "README", "photo.GIF"])
 def test_a_file_of_another_type_fails_before_it_is_read(tmp_path: Path, name: str) -> None:
     path = tmp_path / name
     path.write_text("# A heading\n\nPlain words that would load as text.\n")
@@ -333,16 +333,16 @@ def test_find_files_skips_other_types_in_folders_and_counts_them(tmp_path: Path)
     root = tmp_path / "kb"
     (root / "img").mkdir(parents=True)
     (root / "guide.md").write_text("# G\n")
-    (root / "img" / "a.png").write_bytes(b"\x89PNG")
-    (root / "img" / "b.png").write_bytes(b"\x89PNG")
+    (root / "img" / "a.gif").write_bytes(b"GIF89a")
+    (root / "img" / "b.gif").write_bytes(b"GIF89a")
     (root / "conf.yaml").write_text("a: 1\n")
     (root / ".cache.bin").write_bytes(b"x")  # hidden: neither a document nor counted
-    loose = tmp_path / "notes.docx"
+    loose = tmp_path / "notes.pages"
     loose.write_text("given directly")
     found = find_files([root, loose])
-    assert found.files == [(root / "guide.md", "guide.md"), (loose, "notes.docx")]
-    assert sorted(p.name for p in found.ignored) == ["a.png", "b.png", "conf.yaml"]
-    assert found.ignored_summary() == "3 files of other types (.png ×2, .yaml)"
+    assert found.files == [(root / "guide.md", "guide.md"), (loose, "notes.pages")]
+    assert sorted(p.name for p in found.ignored) == ["a.gif", "b.gif", "conf.yaml"]
+    assert found.ignored_summary() == "3 files of other types (.gif ×2, .yaml)"
     assert find_files([root / "guide.md"]).ignored_summary() == ""
     assert list(iter_files([root, loose])) == found.files
 

@@ -22,7 +22,7 @@ from pypdf.generic import (
 
 from rag.errors import ConfigError, LoaderError
 from rag.ingest import Ingestor
-from rag.loading import load
+from rag.loading import Limits, load
 from rag.pdf import pdf_error_reason
 from rag.settings import Settings
 from tests.helpers import PDFS, SHARED
@@ -75,7 +75,7 @@ def test_200_pages_sharing_one_5_mb_stream_fail_before_any_page_is_extracted(
     # load() measures up front; extraction happens only when sections are iterated, so a
     # failure raised by load() itself means no page text was extracted
     with pytest.raises(LoaderError) as info:
-        load(path, **LIMITS)
+        load(path, limits=Limits(**LIMITS))
     reason = info.value.reason
     assert "MAX_PDF_CONTENT_MB" in reason and "damaged" not in reason
     assert f"more than {DEFAULTS.max_pdf_content_mb:g} MB" in reason
@@ -102,11 +102,12 @@ def test_one_page_over_max_page_content_fails_naming_it(tmp_path: Path) -> None:
         page[NameObject("/Resources")] = DictionaryObject({NameObject("/Font"): fonts})
     path = _write(writer, tmp_path / "heavy-page.pdf")
     with pytest.raises(LoaderError) as info:
-        load(path, max_pdf_content_mb=64, max_page_content_mb=2)
+        load(path, limits=Limits(max_pdf_content_mb=64, max_page_content_mb=2))
     reason = info.value.reason
     assert reason.startswith("page 2 has 3.0 MB of content to parse")
     assert "limit of 2 MB (MAX_PAGE_CONTENT_MB)" in reason
-    assert len(list(load(path, max_pdf_content_mb=64, max_page_content_mb=4).sections)) == 3
+    roomy = Limits(max_pdf_content_mb=64, max_page_content_mb=4)
+    assert len(list(load(path, limits=roomy).sections)) == 3
 
 
 def _form_pdf(path: Path, draws: int, form_kb: int, *, loop: bool = False) -> Path:
@@ -132,17 +133,17 @@ def _form_pdf(path: Path, draws: int, form_kb: int, *, loop: bool = False) -> Pa
 def test_a_form_drawn_many_times_counts_at_every_drawing(tmp_path: Path) -> None:
     path = _form_pdf(tmp_path / "forms.pdf", draws=10_000, form_kb=10)  # 70 KB of content
     with pytest.raises(LoaderError) as info:
-        load(path, **LIMITS)
+        load(path, limits=Limits(**LIMITS))
     assert info.value.reason.startswith("page 1 has 97.7 MB of content to parse")
     assert "MAX_PAGE_CONTENT_MB" in info.value.reason
     few = _form_pdf(tmp_path / "few-forms.pdf", draws=2, form_kb=10)
-    assert "Hello world" in next(load(few, **LIMITS).sections).text
+    assert "Hello world" in next(load(few, limits=Limits(**LIMITS)).sections).text
 
 
 def test_a_form_that_draws_itself_fails_as_damaged(tmp_path: Path) -> None:
     path = _form_pdf(tmp_path / "loop.pdf", draws=1, form_kb=1, loop=True)
     with pytest.raises(LoaderError, match="a form XObject draws itself"):
-        load(path, **LIMITS)
+        load(path, limits=Limits(**LIMITS))
 
 
 def test_a_pypdf_safety_limit_is_named_not_called_damaged(tmp_path: Path) -> None:
@@ -153,7 +154,8 @@ def test_a_pypdf_safety_limit_is_named_not_called_damaged(tmp_path: Path) -> Non
     writer.add_blank_page(612, 792)[NameObject("/Contents")] = writer._add_object(bomb)
     path = _write(writer, tmp_path / "bomb.pdf")
     with pytest.raises(LoaderError) as info:
-        load(path, **LIMITS)  # measured up front (pypdf's extraction would skip it silently)
+        # measured up front (pypdf's extraction would skip it silently)
+        load(path, limits=Limits(**LIMITS))
     reason = info.value.reason
     assert "safety limit of the PDF reader, pypdf" in reason and "page 1" in reason
     assert "damaged" not in reason
@@ -165,14 +167,14 @@ def test_a_pypdf_safety_limit_is_named_not_called_damaged(tmp_path: Path) -> Non
 @pytest.mark.parametrize("path", REAL_PDFS, ids=lambda p: p.name)
 def test_real_pdfs_pass_the_limits_with_a_margin(path: Path) -> None:
     """Every shared real PDF loads under a fifth of the default limits."""
-    doc = load(path, max_pdf_content_mb=DEFAULTS.max_pdf_content_mb / 5,
-               max_page_content_mb=DEFAULTS.max_page_content_mb / 5)
+    doc = load(path, limits=Limits(max_pdf_content_mb=DEFAULTS.max_pdf_content_mb / 5,
+                                   max_page_content_mb=DEFAULTS.max_page_content_mb / 5))
     assert doc.kind == "pdf" and doc.pages
 
 
 @pytest.mark.parametrize("path", [p for p in REAL_PDFS if p.parent == PDFS], ids=lambda p: p.name)
 def test_real_pdfs_ingest_their_text_under_the_default_limits(path: Path) -> None:
-    sections = list(load(path, **LIMITS).sections)
+    sections = list(load(path, limits=Limits(**LIMITS)).sections)
     assert sections and all(s.text for s in sections)
 
 

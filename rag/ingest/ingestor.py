@@ -7,10 +7,11 @@ from functools import partial
 from pathlib import Path
 
 from rag.embedding import Embedder
+from rag.errors import LoaderError
 from rag.ingest.progress import ProgressCallback, Tracker
 from rag.ingest.results import IngestResult
 from rag.ingest.run import Run
-from rag.loading import LoadedDocument, find_files, load
+from rag.loading import Limits, LoadedDocument, find_files, load, parse
 from rag.store import MilvusStore
 
 DocumentSource = tuple[str, Callable[[], LoadedDocument]]
@@ -22,7 +23,8 @@ class Ingestor:
     def __init__(self, store: MilvusStore, embedder: Embedder, *, chunk_tokens: int = 200,
                  chunk_overlap: int = 40, batch_size: int = 256, max_file_mb: float = 100.0,
                  max_pages: int = 2000, max_chunks_per_file: int = 50000,
-                 max_pdf_content_mb: float = 64.0, max_page_content_mb: float = 8.0) -> None:
+                 max_pdf_content_mb: float = 64.0, max_page_content_mb: float = 8.0,
+                 ocr: bool = True, ocr_languages: str = "eng") -> None:
         """`batch_size` chunks are embedded and stored together. They go to the encoder in its
         own batches, longest first, so a larger group pads less (ONNX fp32: 26 chunks/s in
         groups of 32, 34 in groups of 256) and progress still moves batch by batch.
@@ -32,17 +34,21 @@ class Ingestor:
         in all or `max_page_content_mb` MB on a page, or a file of more than
         `max_chunks_per_file` chunks fails alone, with the limit and its setting named
         (rag.settings: MAX_FILE_MB, MAX_PAGES, MAX_PDF_CONTENT_MB, MAX_PAGE_CONTENT_MB,
-        MAX_CHUNKS_PER_FILE)."""
+        MAX_CHUNKS_PER_FILE). With `ocr`, scanned pages and images are read by Tesseract in
+        `ocr_languages` (OCR, OCR_LANGUAGES); without it they fail alone, saying so."""
         self.store = store
         self.embedder = embedder
         self.chunk_tokens = chunk_tokens
         self.chunk_overlap = chunk_overlap
         self.batch_size = batch_size
         self.max_file_mb = max_file_mb
-        self.max_pages = max_pages
         self.max_chunks_per_file = max_chunks_per_file
-        self.max_pdf_content_mb = max_pdf_content_mb
-        self.max_page_content_mb = max_page_content_mb
+        # about 2.5 characters per token (numbers, short cells): a table's rows are grouped so
+        # that each group, led by the header row, fits one chunk
+        self.limits = Limits(max_pages=max_pages, max_pdf_content_mb=max_pdf_content_mb,
+                             max_page_content_mb=max_page_content_mb,
+                             table_chars=chunk_tokens * 5 // 2, ocr=ocr,
+                             ocr_languages=ocr_languages)
 
     def ingest_paths(self, paths: Iterable[Path | str],
                      progress: ProgressCallback | None = None) -> list[IngestResult]:
@@ -54,14 +60,33 @@ class Ingestor:
                      progress: ProgressCallback | None = None) -> list[IngestResult]:
         """Ingest (path, document name) pairs, the names from document_name; a file of another
         type fails alone with the reason. Progress weighs the files by size."""
-        files = list(files)
-        documents = [(source, partial(load, path, source, max_file_mb=self.max_file_mb,
-                                      max_pages=self.max_pages,
-                                      max_pdf_content_mb=self.max_pdf_content_mb,
-                                      max_page_content_mb=self.max_page_content_mb))
-                     for path, source in files]
-        return self.ingest_documents(documents, progress=progress,
-                                     sizes=[_size(path) for path, _ in files])
+        documents: list[DocumentSource] = []
+        sizes: list[int | None] = []
+        for path, source in files:
+            documents.append((source, partial(load, path, source, max_file_mb=self.max_file_mb,
+                                              limits=self.limits)))
+            sizes.append(_size(path))
+            for name, data in self._attachments(path, source):
+                documents.append((name, partial(parse, data, name, name, self.limits)))
+                sizes.append(len(data))
+        return self.ingest_documents(documents, progress=progress, sizes=sizes)
+
+    def _attachments(self, path: Path, source: str) -> list[tuple[str, bytes]]:
+        """An e-mail's attachments that a reader takes, each named after the mail
+        ("mail.eml/report.pdf"): they are documents of their own. A mail that cannot be read
+        has none here; its own load then fails with the reason."""
+        if path.suffix.lower() not in (".eml",):
+            return []
+        size = _size(path)
+        if size is None or size > self.max_file_mb * (1 << 20):
+            return []
+        from rag.formats.email import attachments
+
+        try:
+            found = attachments(path.read_bytes(), source)
+        except (OSError, LoaderError):
+            return []
+        return [(f"{source}/{name}", data) for name, data in found]
 
     def ingest_documents(self, documents: Iterable[DocumentSource],
                          progress: ProgressCallback | None = None,

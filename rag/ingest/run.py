@@ -267,7 +267,8 @@ class Run:
                 continue
             commits.append((job, DocumentInfo(doc_id=job.source, source=job.source,
                                               sha256=doc.sha256, kind=doc.kind, pages=doc.pages,
-                                              chunks=job.work.stored, added_at=time.time())))
+                                              chunks=job.work.stored, added_at=time.time(),
+                                              meta=dict(doc.meta))))
         if not commits:
             return
         started = time.perf_counter()

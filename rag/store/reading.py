@@ -79,6 +79,15 @@ class StoreReader(Collections):
         """Visible chunks, of one document or of all."""
         return self._count(self.visibility_filter([doc_id] if doc_id else None) or 'id != ""')
 
+    def document_chunks(self, doc_id: str) -> list[Hit]:
+        """The visible chunks of one document in document order, as hits without scores (what
+        a viewer shows, and what tests read back)."""
+        rows = self._query(self.chunks, self.visibility_filter([doc_id]), ["id", *CHUNK_FIELDS])
+        hits = [Hit(chunk_id=r["id"], doc_id=r["doc_id"], source=r["source"], text=r["text"],
+                    position=r["position"], page=r.get("page"), page_end=r.get("page_end"),
+                    heading=r["heading"], score=0.0) for r in rows]
+        return sorted(hits, key=lambda h: h.position)
+
     # -- visibility ------------------------------------------------------------------------
     def _pending_versions(self) -> list[str]:
         """Versions that searches must skip (cached on Lite, see PendingCache)."""

@@ -33,6 +33,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
+from dataclasses import asdict
 from typing import Any
 
 import numpy as np
@@ -121,7 +122,7 @@ class StoreWriter(StoreReader):
                     for info, version in commits]
         self._upsert_rows([
             self._marker_row(info.doc_id, hidden=hidden, phase="switching", source=info.source,
-                             extra={"version": version, "info": info.to_dict()})
+                             extra={"version": version, "info": asdict(info)})
             for info, version, hidden in switches])
         self._finish_switch(switches)
 

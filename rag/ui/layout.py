@@ -140,7 +140,8 @@ def _chat_tab() -> ChatTab:
 def _upload_tab() -> UploadTab:
     # The drop zone offers the knowledge base's types; ingest itself rejects any other file
     # (an API upload, a renamed file) with a reason per file.
-    files = gr.File(file_count="multiple", label="Add documents: PDF, Markdown or text",
+    files = gr.File(file_count="multiple", label="Add documents: PDF, Word, PowerPoint, Excel, "
+                    "CSV, HTML, EPUB, e-mail, images (OCR), Markdown or text",
                     file_types=sorted(SUPPORTED_EXTENSIONS), height=150)
     upload_status = gr.Markdown(
         "Files are added as soon as they are dropped; unchanged files are skipped.",
@@ -152,7 +153,8 @@ def _upload_tab() -> UploadTab:
                            column_widths=["32%", "16%", "10%", "12%", "30%"])
     gr.Markdown("### Documents in the knowledge base")
     docs = gr.Dataframe(value=docs_table([]), interactive=False, wrap=True, elem_id="rag-docs",
-                        show_label=False, column_widths=["38%", "14%", "10%", "12%", "26%"])
+                        show_label=False,
+                        column_widths=["32%", "10%", "8%", "10%", "20%", "20%"])
     with gr.Row(elem_classes="rag-manage"):
         delete_select = gr.Dropdown(choices=[], value=[], multiselect=True, scale=4,
                                     min_width=280,  # on a phone the buttons go below it

@@ -24,8 +24,9 @@ READY_CHAT = ("### Ask anything about your documents.\n"
 STATUS_LABELS = {"added": "✓ added", "replaced": "↻ replaced", "skipped": "– skipped",
                  "failed": "✗ failed"}
 RESULT_HEADERS = ["File", "Result", "Pages", "Chunks", "Details"]
-DOC_HEADERS = ["Document", "Kind", "Pages", "Chunks", "Added"]
+DOC_HEADERS = ["Document", "Kind", "Pages", "Chunks", "Added", "Notes"]
 EMPTY_ROW = ["", "", "", "", ""]
+EMPTY_DOC_ROW = [*EMPTY_ROW, ""]
 
 
 def docs_label(count: int) -> str:
@@ -83,8 +84,9 @@ def results_summary(results: list[IngestResult], seconds: float) -> str:
 def docs_table(docs: list[DocumentInfo]) -> dict[str, Any]:
     """One row per document in the knowledge base."""
     rows = [[d.source, d.kind, "" if d.pages is None else d.pages, d.chunks,
-             datetime.fromtimestamp(d.added_at).strftime("%Y-%m-%d %H:%M")] for d in docs]
-    return {"headers": DOC_HEADERS, "data": rows or [EMPTY_ROW]}
+             datetime.fromtimestamp(d.added_at).strftime("%Y-%m-%d %H:%M"), d.notes]
+            for d in docs]
+    return {"headers": DOC_HEADERS, "data": rows or [EMPTY_DOC_ROW]}
 
 
 def delete_question(docs: list[DocumentInfo]) -> str:
