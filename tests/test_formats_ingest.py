@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -13,7 +14,7 @@ from rag.embedding import LocalEmbedder
 from rag.ingest import Ingestor, IngestResult
 from rag.retrieval import Retriever
 from rag.store import MilvusStore
-from tests.helpers import OFFICE, open_store
+from tests.helpers import OFFICE, json_lines, open_store, rag_command
 
 # too big for a test (the ingestion benchmark reads them): the 872-page handbook, the 400-page
 # PDF and the 2.4 MB filing (its first page is in the set)
@@ -102,3 +103,22 @@ def test_an_e_mail_attachment_is_a_document_named_after_the_mail(office) -> None
     assert [c.text for c in store.document_chunks(name)] == ["Hey this is a fake attachment!"]
     mail = " ".join(c.text for c in store.document_chunks("fake-email-attachment.eml"))
     assert "Subject:" in mail
+
+
+def test_the_command_line_ingests_office_files_and_prints_their_locations(
+        tmp_path: Path) -> None:
+    run = rag_command(tmp_path)
+    files = [str(OFFICE / n) for n in ("fake-power-point-table.pptx", "DA-1p.png",
+                                       "password.pdf")]
+    ingested = run("ingest", *files, ok=False)
+    assert ingested.returncode == 1  # one file failed; the others are stored
+    assert "password-protected" in ingested.stdout
+    docs = {d["source"]: d for d in json_lines(run("docs", "--json").stdout)}
+    assert sorted(docs) == ["DA-1p.png", "fake-power-point-table.pptx"]
+    assert docs["DA-1p.png"]["notes"] == "OCR"
+    [line] = json_lines(run("search", "--json", "Tangerine Aqua colours").stdout)
+    top = line["hits"][0]
+    assert top["source"] == "fake-power-point-table.pptx"
+    assert top["location"] == "slide 1: A Slide with a Table"
+    shown = run("search", "Tangerine Aqua colours", COLUMNS="120").stdout
+    assert "slide 1: A Slide with a Table" in shown

@@ -1,0 +1,74 @@
+"""Office files, a scanned image and a locked PDF dropped into the Upload tab of the web app in a
+real Chromium: each readable one is stored (the image by OCR, which the document list says),
+the locked one fails alone with its reason, and the chat's sources show slides and sheet rows."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from rag.embedding import LocalEmbedder
+from tests.helpers import BROWSER_ARGS, CHROMIUM, OFFICE, RunningApp, chromium_or_skip
+from tests.llm_server import FakeGptOss, reasoning_answer
+
+pytestmark = pytest.mark.browser
+
+FILES = [OFFICE / name for name in ("simple.docx", "fake-power-point-table.pptx",
+                                    "stanley-cups.xlsx", "DA-1p.png", "password.pdf")]
+
+
+@pytest.fixture
+def app(tmp_path: Path, embedder: LocalEmbedder) -> Iterator[tuple[RunningApp, FakeGptOss]]:
+    chromium_or_skip()
+    with FakeGptOss() as llm:
+        running = RunningApp(tmp_path / "kb.db", llm.base_url, embedder)
+        try:
+            yield running, llm
+        finally:
+            running.close()
+
+
+def test_office_files_and_a_scan_upload_and_answer_with_their_locations(
+        app: tuple[RunningApp, FakeGptOss], tmp_path: Path) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    running, llm = app
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=BROWSER_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 900})
+            page.goto(running.url)
+            expect(page.get_by_role("tab", name="Upload")).to_have_attribute(
+                "aria-selected", "true", timeout=30_000)
+            page.locator("input[type=file]").first.set_input_files([str(f) for f in FILES])
+            results = page.locator("#rag-results")
+            expect(results).to_contain_text("password-protected", timeout=240_000)
+            for name in ("simple.docx", "fake-power-point-table.pptx", "stanley-cups.xlsx",
+                         "DA-1p.png"):  # a row reads: name, result, pages, chunks, details
+                expect(results).to_contain_text(re.compile(re.escape(name) + r"\s*✓ added"))
+            expect(results).to_contain_text(re.compile(r"password\.pdf\s*✗ failed"))
+            docs = page.locator("#rag-docs")  # name, kind, pages, chunks, added, notes
+            expect(docs).to_contain_text(
+                re.compile(r"DA-1p\.png\s*image\s*1\s*\d+\s*[\d-]+ [\d:]+\s*OCR"))
+            expect(docs).to_contain_text(re.compile(r"fake-power-point-table\.pptx\s*pptx"))
+            expect(docs).not_to_contain_text("password.pdf")
+            page.screenshot(path=str(tmp_path / "upload-formats.png"))
+
+            page.get_by_role("tab", name="Chat").click()
+            llm.script(reasoning_answer(["Looking at the sources."],
+                                        ["The table lists the colours [1]."]))
+            box = page.get_by_placeholder("Ask a question about your documents…")
+            box.fill("Which team from Toronto won Stanley Cups, and what colours are in the "
+                     "slide's table?")
+            box.press("Enter")
+            expect(page.locator("#rag-chat-status")).to_contain_text("answered in",
+                                                                     timeout=120_000)
+            panel = page.locator("#rag-sources-panel")
+            expect(panel).to_contain_text(re.compile(r"rows \d+-\d+"))
+            expect(panel).to_contain_text(re.compile(r"slide \d"))
+            page.screenshot(path=str(tmp_path / "chat-formats.png"), full_page=True)
+        finally:
+            browser.close()
