@@ -106,23 +106,25 @@ def many_small_documents(docs: int, window: int = 200) -> dict[str, Any]:
 
 
 def _instrument(watch: Stopwatch) -> None:
-    """Time what rag.ingest calls: load, lazy sections, chunking, BM25 analysis."""
-    import rag.ingest as ingest
+    """Time what rag.ingest calls: load, lazy sections, chunking, BM25 analysis (patched where
+    rag.ingest.ingestor and rag.ingest.run look them up)."""
+    import rag.ingest.ingestor as ingestor
+    import rag.ingest.run as run
 
-    load, chunk_sections, analyze = ingest.load, ingest.chunk_sections, ingest.analyze
+    load, chunk_sections, analyze = ingestor.load, run.chunk_sections, run.analyze
     timed_load = watch.wrap("load", load)
 
-    def load_timed(path: Path, source: str | None = None) -> Any:
-        doc = timed_load(path, source)
+    def load_timed(*args: Any, **kwargs: Any) -> Any:
+        doc = timed_load(*args, **kwargs)
         doc.sections = watch.iterate("sections", iter(doc.sections))
         return doc
 
     def chunk_timed(sections: Any, **kwargs: Any) -> Any:
         return watch.iterate("chunk_sections", chunk_sections(sections, **kwargs))
 
-    ingest.load = load_timed
-    ingest.chunk_sections = chunk_timed
-    ingest.analyze = watch.wrap("analyze", analyze)
+    ingestor.load = load_timed
+    run.chunk_sections = chunk_timed
+    run.analyze = watch.wrap("analyze", analyze)
 
 
 def _breakdown(watch: Stopwatch, total: float) -> dict[str, float]:

@@ -219,22 +219,68 @@ def _is_tab_switcher(tag: Tag) -> bool:
 
 
 def _table(table: Tag, writer: _Writer) -> None:
-    """One line per row, cells separated by ' | '; header rows included, empty rows dropped."""
+    """One line per row, cells separated by ' | '; header rows included, empty rows dropped,
+    and the spacing of layout-made tables (SEC filings) taken out: see _tidy_rows."""
     caption = table.find("caption")
-    rows: list[str] = []
+    lines: list[str] = []
     if caption is not None and caption.find_parent("table") is table:
-        rows.append(_cell_text(caption))
-    for row in table.find_all("tr"):
-        if row.find_parent("table") is not table:
-            continue
-        cells = [_cell_text(cell) for cell in row.find_all(["td", "th"], recursive=False)]
-        if any(cells):
-            rows.append(" | ".join(cells))
+        lines.append(_cell_text(caption))
+    rows = [[_cell_text(cell) for cell in row.find_all(["td", "th"], recursive=False)]
+            for row in table.find_all("tr") if row.find_parent("table") is table]
+    lines.extend(" | ".join(cells) for cells in _tidy_rows(rows))
     writer.brk(2)
-    for row_text in rows:
+    for row_text in lines:
         writer.text(row_text)
         writer.brk(1)
     writer.brk(2)
+
+
+_BEFORE = frozenset({"$", "€", "£", "¥", "("})  # a cell of only this joins the next cell
+_AFTER = frozenset({"%", ")", ")%", "%)"})  # ... of only this joins the cell before
+
+
+def _tidy_rows(rows: list[list[str]]) -> list[list[str]]:
+    """Rows with text, without the columns that are empty in every row; a lone currency sign
+    or bracket joins the number beside it ('$ | 16,058' -> '$16,058'); a run of empty cells
+    between two cells becomes one, and empty cells at a row's ends go."""
+    rows = [cells for cells in rows if any(cells)]
+    width = max((len(cells) for cells in rows), default=0)
+    used = [any(i < len(cells) and cells[i] for cells in rows) for i in range(width)]
+    tidy = []
+    for cells in rows:
+        kept = [cell for i, cell in enumerate(cells) if used[i]]
+        tidy.append(_collapse(_join_symbols(kept)))
+    return tidy
+
+
+def _join_symbols(cells: list[str]) -> list[str]:
+    joined: list[str] = []
+    carry = ""
+    for cell in cells:
+        if cell in _BEFORE:
+            carry += cell
+            continue
+        if cell in _AFTER and joined and not carry:
+            joined[-1] += cell
+            continue
+        if carry and not cell:
+            continue  # the number comes in a later cell
+        joined.append(carry + cell)
+        carry = ""
+    if carry:
+        joined.append(carry)
+    return joined
+
+
+def _collapse(cells: list[str]) -> list[str]:
+    out: list[str] = []
+    for cell in cells:
+        if not cell and (not out or not out[-1]):
+            continue
+        out.append(cell)
+    while out and not out[-1]:
+        out.pop()
+    return out
 
 
 def _cell_text(cell: Tag) -> str:
