@@ -160,18 +160,34 @@ class TimedEmbedder:
         self.name = inner.name
         self.dimension = inner.dimension
         self.watch = watch
+        self.makes_sentences = inner.makes_sentences
         self.batches: list[tuple[list[str], float]] = []  # texts, seconds
+        # the sentence spans and shifts of each batch embed_sentences had (None for embed)
+        self.spans: list[tuple[Any, Any] | None] = []
         self._count = watch.wrap("count_tokens", inner.count_tokens)
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         """Embed and record the batch."""
         started = time.perf_counter()
         vectors = self.inner.embed(texts)
+        self._record(texts, started)
+        self.spans.append(None)
+        return vectors
+
+    def embed_sentences(self, texts: Sequence[str], spans: Sequence[Sequence[tuple[int, int]]],
+                        shifts: Sequence[int]) -> tuple[np.ndarray, Any]:
+        """Embed with sentence vectors (what the ingest calls) and record the batch."""
+        started = time.perf_counter()
+        result = self.inner.embed_sentences(texts, spans, shifts)
+        self._record(texts, started)
+        self.spans.append((list(spans), list(shifts)))
+        return result
+
+    def _record(self, texts: Sequence[str], started: float) -> None:
         seconds = time.perf_counter() - started
         self.watch.seconds["embed"] += seconds
         self.watch.calls["embed"] += 1
         self.batches.append((list(texts), seconds))
-        return vectors
 
     def embed_query(self, text: str) -> np.ndarray:
         """Embed one query."""

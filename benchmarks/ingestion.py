@@ -189,11 +189,15 @@ def worker(name: str, path: Path, runtime: str, replay_fraction: float) -> dict[
     failed = [f"{r.source}: {r.reason}" for r in results if r.status == "failed"]
     step = max(1, round(1 / replay_fraction))
     sampled = timed.batches[::step]
+    sampled_spans = timed.spans[::step]
     log(f"  {name}: re-embedding {len(sampled)} of {len(timed.batches)} batches alone")
     alone = 0.0
-    for texts, _ in sampled:
+    for (texts, _), spans in zip(sampled, sampled_spans, strict=True):
         begun = time.perf_counter()
-        embedder.embed(texts)
+        if spans is None:
+            embedder.embed(texts)
+        else:  # as the ingest did: with the sentence vectors pooled from the same encoding
+            embedder.embed_sentences(texts, *spans)
         alone += time.perf_counter() - begun
     sampled_chunks = sum(len(t) for t, _ in sampled)
     in_ingest = sum(s for _, s in sampled)

@@ -7,6 +7,7 @@ reads the return annotation as an object, not as a string).
 
 import inspect
 import logging
+import time
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
@@ -22,6 +23,11 @@ from rag.ui.services import CHAT_CONCURRENCY, Services
 log = logging.getLogger(__name__)
 
 MAX_K = 50
+# /ask sends the whole answer so far with each update (Gradio's REST path, /call/ask, sends whole
+# values; its queue protocol, used by gradio_client and the browser, sends diffs), so updates go
+# out at most this often: a long answer costs a bounded number of updates per second, not one
+# per token.
+UPDATE_SECONDS = 0.1
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -106,8 +112,9 @@ def _search_endpoint(services: Services) -> Callable[..., list[dict]]:
             documents: Document names to search in; empty or omitted searches them all.
 
         Returns:
-            Passages by rank: source, page, heading, text, score, dense_score, bm25_score,
-            rerank_score (null when no reranker ran).
+            Passages by rank: source, location (page, slide, sheet rows or heading path),
+            page, heading, text, score, dense_score, bm25_score, sentence_score, rerank_score
+            (null when no reranker ran).
         """
         try:
             retriever = services.pipeline().retriever
@@ -131,7 +138,8 @@ def _ask_endpoint(services: Services) -> Callable[..., Iterator[tuple[str, Answe
             documents: list[str] | None = None) -> Iterator[tuple[str, AnswerDict]]:
         """Answer a question from the knowledge base with gpt-oss, citing sources as [n].
 
-        Streams the answer as it grows. Each item is (answer so far, details); details holds
+        Streams the answer as it grows, at most ten updates a second. Each item is (answer so
+        far, details); details holds
         the numbered sources (with cosine and BM25 scores) and, once the answer is complete,
         done=true with the cited source numbers and any citation that matches no source.
 
@@ -155,9 +163,13 @@ def _ask_endpoint(services: Services) -> Callable[..., Iterator[tuple[str, Answe
         except RagError as exc:
             raise _api_error(exc) from exc
         answer = Answer(question)
+        shown = 0.0  # when the last update went out
         try:
             for _ in answer.follow(services.pipeline().ask(question, [], options)):
-                yield answer.text, answer.to_dict()
+                now = time.monotonic()
+                if now - shown >= UPDATE_SECONDS:
+                    shown = now
+                    yield answer.text, answer.to_dict()
         except RagError as exc:
             answer.fail(str(exc))
         answer.finish()
