@@ -32,6 +32,7 @@ from rag.events import (
     NoticeEvent,
     QueryEvent,
     ReasoningEvent,
+    Source,
     ToolCallEvent,
 )
 
@@ -223,6 +224,20 @@ class AnswerPrinter:
             table.add_row(f"[{s.n}]", where, _number(s.hit.dense_score),
                           _number(s.hit.bm25_score, 2), "yes" if s.n in cited else "")
         out.print(table)
+        self._print_cited([s for s in sources if s.n in cited])
+
+    def _print_cited(self, sources: list[Source]) -> None:
+        """The passages the answer cites, each under its number, document and location, so a
+        reader checks a claim without opening the file."""
+        if not sources:
+            return
+        out.print(Text("Cited passages", style="bold"))
+        for s in sources:
+            head = Text.assemble((f"[{s.n}] ", "bold"), s.hit.source)
+            if s.hit.location(" "):
+                head.append(f" · {s.hit.location(' ')}", style="dim")
+            out.print(head)
+            out.print(Padding(Text(" ".join(s.hit.text.split())), (0, 0, 1, 4)))
 
 
 def _number(value: float | None, digits: int = 3) -> str:

@@ -69,6 +69,13 @@ def test_office_files_and_a_scan_upload_and_answer_with_their_locations(
             panel = page.locator("#rag-sources-panel")
             expect(panel).to_contain_text(re.compile(r"rows \d+-\d+"))
             expect(panel).to_contain_text(re.compile(r"slide \d"))
+            # the cited source first; the others folded under "Also retrieved (n)"
+            expect(panel.locator(".rag-source").first).to_have_class(re.compile("rag-cited"))
+            fold = panel.locator("details.rag-also")
+            expect(fold.locator("summary")).to_have_text(re.compile(r"Also retrieved \(\d\)"))
+            expect(fold.locator(".rag-source").first).not_to_be_visible()
+            fold.locator("summary").click()
+            expect(fold.locator(".rag-source").first).to_be_visible()
             page.screenshot(path=str(tmp_path / "chat-formats.png"), full_page=True)
         finally:
             browser.close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -153,6 +154,12 @@ def test_ask_renders_the_answer_then_the_sources(run):
     assert "[1]" in answer and table
     row = next(line for line in table.splitlines() if "[1]" in line)
     assert "nist-sp800-145-cloud-definition-7p.pdf" in row and "yes" in row
+    # then each cited passage under its number, document and page, in full
+    _, _, cited = table.partition("Cited passages")
+    head = next(line for line in cited.splitlines() if line.startswith("[1] "))
+    assert re.fullmatch(r"\[1\] nist-sp800-145-cloud-definition-7p\.pdf · pp?\. [\d-]+.*", head)
+    passage = cited.split(head, 1)[1].strip().split("\n")[0].strip()
+    assert len(passage) > 100
 
 
 def test_choices_come_from_the_enums(run):

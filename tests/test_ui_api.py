@@ -244,6 +244,32 @@ def test_two_clients_have_separate_chats(app: RunningApp, ingested: list,
     assert any(not r.get("stream") for r in llm.requests)  # Alice's follow-up was rewritten
 
 
+def test_sources_panel_puts_the_cited_sources_first_and_folds_the_others() -> None:
+    from rag.answer import Answer
+    from rag.events import AnswerEvent, DoneEvent, Source, SourcesEvent
+    from rag.schema import Hit
+
+    hits = [Hit(chunk_id=f"c{n}", doc_id=f"{n}.md", source=f"doc{n}.md", text=f"text {n}",
+                position=0, page=None, page_end=None, heading="", score=1 / n, rank=n)
+            for n in (1, 2, 3, 4)]
+    answer = Answer("q?")
+    answer.apply(SourcesEvent([Source(h.rank, h) for h in hits]))
+    answer.apply(AnswerEvent("From [3] and [1]."))
+    streaming = sources_html(answer)  # while the answer streams: all in rank order, unfolded
+    assert "rag-also" not in streaming
+    assert streaming.index("id='src-1'") < streaming.index("id='src-2'") < \
+        streaming.index("id='src-3'")
+    answer.apply(DoneEvent(citations=[1, 3], unknown_citations=[], timings={}))
+    panel = sources_html(answer)
+    fold = panel.index("<details class='rag-also'><summary>Also retrieved (2)</summary>")
+    assert panel.index("id='src-1'") < panel.index("id='src-3'") < fold
+    assert fold < panel.index("id='src-2'") < panel.index("id='src-4'")
+    answer = Answer("q?")  # an answer citing nothing lists every source as retrieved
+    answer.apply(SourcesEvent([Source(h.rank, h) for h in hits]))
+    answer.apply(DoneEvent(citations=[], unknown_citations=[], timings={}))
+    assert "rag-also" not in sources_html(answer)
+
+
 def test_sources_panel_marks_citations_and_unknown_numbers() -> None:
     from rag.answer import Answer
     from rag.events import AnswerEvent, DoneEvent, Source, SourcesEvent

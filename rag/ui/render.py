@@ -203,12 +203,25 @@ def sources_html(answer: Answer | None) -> str:
     if not answer.sources:
         note = "No sources found." if answer.done else "Searching…"
         parts.append(f"<div class='rag-empty'>{note}</div>")
-    cited = set(answer.citations)
-    parts.extend(source_card(s, s.n in cited) for s in answer.listed)
+    parts.extend(_cards(answer))
     parts.extend(f"<div class='rag-warn'>{WARN} [{n}] does not match any source.</div>"
                  for n in answer.unknown_citations)
     parts.append("</div>")
     return "".join(parts)
+
+
+def _cards(answer: Answer) -> list[str]:
+    """The source cards: once the answer is done and cites sources, the cited ones first and
+    the others folded under "Also retrieved (n)"; while it streams, all in their order."""
+    cited = set(answer.citations)
+    if not (answer.done and cited):
+        return [source_card(s, s.n in cited) for s in answer.listed]
+    used = [source_card(s, True) for s in answer.listed if s.n in cited]
+    others = [source_card(s, False) for s in answer.listed if s.n not in cited]
+    if others:
+        used.append(f"<details class='rag-also'><summary>Also retrieved ({len(others)})"
+                    f"</summary><div class='rag-also-list'>{''.join(others)}</div></details>")
+    return used
 
 
 def _step(title: str, content: str, status: str = "done",

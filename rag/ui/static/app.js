@@ -7,6 +7,8 @@ document.addEventListener("click", (event) => {
   setTimeout(() => {
     const card = document.getElementById(id);
     if (!card) return;
+    const fold = card.closest("details.rag-also");  // an uncited source, folded away
+    if (fold) fold.open = true;
     card.scrollIntoView({behavior: "smooth", block: "nearest"});
     const details = card.querySelector("details");
     if (details) details.open = true;
