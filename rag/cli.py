@@ -66,24 +66,32 @@ def _json_line(data: object) -> None:
 @app.command()
 def ingest(
     paths: Annotated[list[Path], typer.Argument(
-        help="Files and folders (recursive: their PDF, Markdown and text files).")],
+        help="Files and folders (recursive: the documents in them).")],
     as_json: Annotated[bool, typer.Option("--json", help="One JSON line per file.")] = False,
+    sync: Annotated[bool, typer.Option(
+        "--sync", help="Also delete the documents whose files are not among PATHS "
+        "(the knowledge base mirrors them).")] = False,
 ) -> None:
-    """Add documents (PDF, Markdown, text) to the knowledge base; unchanged ones are skipped."""
-    from rag.cli_render import ingest_bar, print_results
+    """Add documents (PDF, Word, PowerPoint, Excel, CSV, HTML, EPUB, e-mail, images, Markdown,
+    text) to the knowledge base; unchanged ones are skipped."""
+    from rag.cli_render import ingest_bar, print_removed, print_results
     from rag.loading import find_files
 
     found = find_files(paths)
     with knowledge_base() as kb, ingest_bar(err, disable=as_json) as bar:
         results = kb.ingestor.ingest_files(found.files, progress=bar)
+        removed = kb.ingestor.remove_missing(s for _, s in found.files) if sync else []
     ignored = found.ignored_summary()
     if as_json:
         for r in results:
             _json_line(r.to_dict())
+        for d in removed:
+            _json_line({"source": d.source, "status": "removed", "chunks": d.chunks})
         if ignored:
             err.print(f"{ignored} skipped", highlight=False)
     else:
         print_results(results, ignored)
+        print_removed(removed)
     if any(r.status == "failed" for r in results):
         raise typer.Exit(1)
 

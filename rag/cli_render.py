@@ -123,6 +123,15 @@ def print_results(results: list[IngestResult], ignored: str = "") -> None:
     out.print(summary + (f"; {ignored} skipped" if ignored else ""), highlight=False)
 
 
+def print_removed(removed: list[DocumentInfo]) -> None:
+    """What --sync deleted: the documents whose files are gone."""
+    if removed:
+        names = ", ".join(d.source for d in removed)
+        files = "document" if len(removed) == 1 else "documents"
+        out.print(f"removed {len(removed)} {files} whose files are gone: {names}",
+                  markup=False, highlight=False)
+
+
 def print_documents(documents: list[DocumentInfo]) -> None:
     """The documents table."""
     if not documents:

@@ -235,3 +235,20 @@ def test_ask_with_a_malformed_stream_line_ends_with_an_error_event(run, llm: Fak
     assert plain.returncode == 1 and "Traceback" not in plain.stderr
     assert "error: The LLM server at" in plain.stderr
     assert "unexpected shape (choices[0].delta.content: expected text, got 5)" in plain.stderr
+
+
+def test_ingest_sync_removes_the_documents_whose_files_are_gone(run, tmp_path: Path):
+    kb = tmp_path / "kb"
+    kb.mkdir()
+    for name in ("product_faq.md", "operational_faq.md"):
+        shutil.copy(MILVUS_DOCS / "faq" / name, kb / name)
+    run("ingest", str(kb))
+    (kb / "operational_faq.md").unlink()
+    plain = run("ingest", str(kb)).stdout  # without --sync nothing is removed
+    assert "removed" not in plain
+    assert len(_lines(run("docs", "--json").stdout)) == 2
+    synced = run("ingest", "--sync", str(kb)).stdout
+    assert "removed 1 document whose files are gone: operational_faq.md" in synced
+    assert [d["source"] for d in _lines(run("docs", "--json").stdout)] == ["product_faq.md"]
+    as_json = _lines(run("ingest", "--sync", "--json", str(kb)).stdout)
+    assert [r["status"] for r in as_json] == ["skipped"]  # nothing more to remove

@@ -12,6 +12,7 @@ from rag.ingest.progress import ProgressCallback, Tracker
 from rag.ingest.results import IngestResult
 from rag.ingest.run import Run
 from rag.loading import Limits, LoadedDocument, find_files, load, parse
+from rag.schema import DocumentInfo
 from rag.store import MilvusStore
 
 DocumentSource = tuple[str, Callable[[], LoadedDocument]]
@@ -70,6 +71,18 @@ class Ingestor:
                 documents.append((name, partial(parse, data, name, name, self.limits)))
                 sizes.append(len(data))
         return self.ingest_documents(documents, progress=progress, sizes=sizes)
+
+    def remove_missing(self, names: Iterable[str]) -> list[DocumentInfo]:
+        """Delete every document that is not one of `names` (nor an attachment of one of
+        them, "mail.eml/..."): the knowledge base then mirrors those files (`--sync`).
+        Returns what was deleted; flushes once."""
+        keep = set(names)
+        gone = [d for d in self.store.list_documents()
+                if d.source not in keep and d.source.rsplit("/", 1)[0] not in keep]
+        deleted = [self.store.delete_document(d.doc_id) for d in gone]
+        if deleted:
+            self.store.flush()
+        return deleted
 
     def _attachments(self, path: Path, source: str) -> list[tuple[str, bytes]]:
         """An e-mail's attachments that a reader takes, each named after the mail
