@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import json
 import logging
+import signal
 import sys
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -63,6 +65,25 @@ def _json_line(data: object) -> None:
     sys.stdout.flush()
 
 
+@contextmanager
+def stop_on_interrupt(stop: threading.Event) -> Iterator[None]:
+    """The first Ctrl-C sets `stop` (the ingest ends at the next document boundary, every
+    document stored whole or not at all); a second one interrupts at once (what is begun
+    and not committed is removed)."""
+    def handle(signum: int, frame: object) -> None:
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+        err.print("\nstopping after the current file (Ctrl-C again to stop at once)",
+                  highlight=False)
+
+    previous = signal.signal(signal.SIGINT, handle)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 @app.command()
 def ingest(
     paths: Annotated[list[Path], typer.Argument(
@@ -78,9 +99,13 @@ def ingest(
     from rag.loading import find_files
 
     found = find_files(paths)
-    with knowledge_base() as kb, ingest_bar(err, disable=as_json) as bar:
-        results = kb.ingestor.ingest_files(found.files, progress=bar)
-        removed = kb.ingestor.remove_missing(s for _, s in found.files) if sync else []
+    stop = threading.Event()
+    with stop_on_interrupt(stop), knowledge_base() as kb, \
+            ingest_bar(err, disable=as_json) as bar:
+        results = kb.ingestor.ingest_files(found.files, progress=bar, stop=stop)
+        stopped = stop.is_set()
+        removed = kb.ingestor.remove_missing(s for _, s in found.files) \
+            if sync and not stopped else []
     ignored = found.ignored_summary()
     if as_json:
         for r in results:
@@ -92,6 +117,10 @@ def ingest(
     else:
         print_results(results, ignored)
         print_removed(removed)
+    if stopped:
+        err.print("stopped: the files not reached are listed; run the same command again to "
+                  "add them", highlight=False)
+        raise typer.Exit(130)
     if any(r.status == "failed" for r in results):
         raise typer.Exit(1)
 

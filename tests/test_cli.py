@@ -252,3 +252,37 @@ def test_ingest_sync_removes_the_documents_whose_files_are_gone(run, tmp_path: P
     assert [d["source"] for d in _lines(run("docs", "--json").stdout)] == ["product_faq.md"]
     as_json = _lines(run("ingest", "--sync", "--json", str(kb)).stdout)
     assert [r["status"] for r in as_json] == ["skipped"]  # nothing more to remove
+
+
+def test_ctrl_c_stops_an_ingest_at_a_document_boundary_and_a_rerun_finishes_it(
+        run, tmp_path: Path):
+    import signal
+    import time
+
+    kb = tmp_path / "docs"
+    kb.mkdir()
+    for path in sorted(MILVUS_DOCS.rglob("*.md"))[:80]:
+        shutil.copy(path, kb / f"{path.parent.name}-{path.name}")
+    env = {**os.environ, "MILVUS_URI": str(tmp_path / "kb.db"), "PYTHONPATH": str(ROOT)}
+    child = subprocess.Popen([sys.executable, "-m", "rag", "ingest", "--json", str(kb)],
+                             cwd=tmp_path, env=env, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not (tmp_path / "kb.db").exists() and time.monotonic() < deadline:
+        time.sleep(0.2)  # the store opens after the Ctrl-C handler is in place
+    time.sleep(8)  # well into the run
+    child.send_signal(signal.SIGINT)
+    stdout, stderr = child.communicate(timeout=300)
+    assert child.returncode == 130, stderr[-2000:]
+    assert "stopping after the current file" in stderr and "run the same command" in stderr
+    results = _lines(stdout)
+    assert len(results) == 80
+    added = {r["source"] for r in results if r["status"] == "added"}
+    assert {r["status"] for r in results} <= {"added", "skipped"}
+    assert any(r["reason"].startswith("not reached") for r in results)
+    docs = {d["source"]: d for d in _lines(run("docs", "--json").stdout)}
+    assert set(docs) == added  # every document begun was finished; nothing half-stored
+    rerun = _lines(run("ingest", "--json", str(kb)).stdout)
+    assert {r["source"] for r in rerun if r["status"] == "added"} == \
+        {r["source"] for r in results} - added
+    assert len(_lines(run("docs", "--json").stdout)) == 80

@@ -258,3 +258,34 @@ def test_each_file_reports_its_own_seconds(tmp_path: Path, store: MilvusStore, e
     # One group holds all 30 files: each is charged its share of it, not the whole of it.
     assert sum(r.seconds for r in results) <= wall
     assert all(0 < r.seconds < wall / 5 for r in results)
+
+
+def test_a_stopped_ingest_ends_at_a_document_boundary_and_a_rerun_does_the_rest(
+        store: MilvusStore, embedder, tmp_path: Path) -> None:
+    import threading
+
+    from rag.ingest.ingestor import NOT_REACHED
+    from rag.loading import find_files
+
+    folder = tmp_path / "faq"
+    shutil.copytree(MILVUS_DOCS / "faq", folder)
+    files = find_files([folder]).files
+    assert len(files) == 4
+    stop = threading.Event()
+
+    def progress(p: Progress) -> None:
+        if p.index == 2:  # asked to stop while the second file is read
+            stop.set()
+
+    ingestor = Ingestor(store, embedder)
+    first = ingestor.ingest_files(files, progress, stop=stop)
+    assert [r.status for r in first] == ["added", "added", "skipped", "skipped"]
+    assert all(r.reason == NOT_REACHED for r in first[2:])
+    stored = {d.source: d for d in store.list_documents()}
+    assert sorted(stored) == sorted(r.source for r in first[:2])
+    for name, info in stored.items():  # each stored document whole
+        assert store.count_chunks(name) == info.chunks > 0
+    again = {r.source: r.status for r in ingestor.ingest_files(files)}
+    assert sorted(again.values()) == ["added", "added", "skipped", "skipped"]
+    assert all(again[r.source] == "skipped" for r in first[:2])  # unchanged: not redone
+    assert len(store.list_documents()) == 4

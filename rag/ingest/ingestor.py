@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterable, Sequence
 from functools import partial
 from pathlib import Path
@@ -9,13 +10,14 @@ from pathlib import Path
 from rag.embedding import Embedder
 from rag.errors import LoaderError
 from rag.ingest.progress import ProgressCallback, Tracker
-from rag.ingest.results import IngestResult
+from rag.ingest.results import IngestResult, displayable
 from rag.ingest.run import Run
 from rag.loading import Limits, LoadedDocument, find_files, load, parse
 from rag.schema import DocumentInfo
 from rag.store import MilvusStore
 
 DocumentSource = tuple[str, Callable[[], LoadedDocument]]
+NOT_REACHED = "not reached: the run was stopped; run the same ingest again to add it"
 
 
 class Ingestor:
@@ -58,7 +60,8 @@ class Ingestor:
         return self.ingest_files(find_files(paths).files, progress=progress)
 
     def ingest_files(self, files: Iterable[tuple[Path, str]],
-                     progress: ProgressCallback | None = None) -> list[IngestResult]:
+                     progress: ProgressCallback | None = None,
+                     stop: threading.Event | None = None) -> list[IngestResult]:
         """Ingest (path, document name) pairs, the names from document_name; a file of another
         type fails alone with the reason. Progress weighs the files by size."""
         documents: list[DocumentSource] = []
@@ -70,7 +73,7 @@ class Ingestor:
             for name, data in self._attachments(path, source):
                 documents.append((name, partial(parse, data, name, name, self.limits)))
                 sizes.append(len(data))
-        return self.ingest_documents(documents, progress=progress, sizes=sizes)
+        return self.ingest_documents(documents, progress=progress, sizes=sizes, stop=stop)
 
     def remove_missing(self, names: Iterable[str]) -> list[DocumentInfo]:
         """Delete every document that is not one of `names` (nor an attachment of one of
@@ -103,23 +106,31 @@ class Ingestor:
 
     def ingest_documents(self, documents: Iterable[DocumentSource],
                          progress: ProgressCallback | None = None,
-                         sizes: Sequence[int | None] | None = None) -> list[IngestResult]:
+                         sizes: Sequence[int | None] | None = None,
+                         stop: threading.Event | None = None) -> list[IngestResult]:
         """Ingest (source, loader) pairs in order, then flush; returns one result per document.
         `sizes` (bytes) weigh the documents in the progress fractions; without them they weigh
-        alike."""
+        alike. Once `stop` is set, the run ends at the next document boundary: the documents
+        begun are finished and stored, the rest are skipped as NOT_REACHED (running the same
+        ingest again does what is left)."""
         documents = list(documents)
         if sizes is not None and len(sizes) != len(documents):
             raise ValueError(f"{len(sizes)} sizes for {len(documents)} documents")
         run = Run(self, Tracker(progress, list(sizes or [None] * len(documents))))
+        reached = 0
         try:
             for index, (source, loader) in enumerate(documents, start=1):
+                if stop is not None and stop.is_set():
+                    break
                 run.add(index, source, loader)
+                reached = index
             run.drain()
         except BaseException:
-            run.abort_open()  # Ctrl-C or a crash: nothing half-stored stays visible
+            run.abort_open()  # a second Ctrl-C or a crash: nothing half-stored stays visible
             raise
         self.store.flush()
-        return run.results()
+        return run.results() + [IngestResult(displayable(source), "skipped", reason=NOT_REACHED)
+                                for source, _ in documents[reached:]]
 
 
 def _size(path: Path) -> int | None:
