@@ -79,3 +79,33 @@ def test_office_files_and_a_scan_upload_and_answer_with_their_locations(
             page.screenshot(path=str(tmp_path / "chat-formats.png"), full_page=True)
         finally:
             browser.close()
+
+
+def test_stop_ends_an_upload_after_the_current_file(app: tuple[RunningApp, FakeGptOss],
+                                                     tmp_path: Path) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    from tests.helpers import MILVUS_DOCS
+
+    running, _ = app
+    files = sorted(MILVUS_DOCS.rglob("*.md"))[:40]
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=BROWSER_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 900})
+            page.goto(running.url)
+            expect(page.get_by_role("tab", name="Upload")).to_have_attribute(
+                "aria-selected", "true", timeout=30_000)
+            page.locator("input[type=file]").first.set_input_files([str(f) for f in files])
+            results = page.locator("#rag-results")
+            expect(results).to_contain_text(re.compile(r"\((\d+)/40\)"), timeout=120_000)
+            page.locator("#rag-stop-upload").click()
+            expect(results).to_contain_text("not reached", timeout=120_000)
+            page.screenshot(path=str(tmp_path / "stopped.png"))
+        finally:
+            browser.close()
+    done = running.services.documents()
+    names = {f.name for f in files}
+    assert 0 < len(done) < 40  # some stored, the rest not reached
+    for doc in done:  # each stored whole
+        assert doc.source in names and running.kb.store.count_chunks(doc.source) == doc.chunks

@@ -17,7 +17,7 @@ from rag.schema import DocumentInfo
 from rag.store import MilvusStore
 
 DocumentSource = tuple[str, Callable[[], LoadedDocument]]
-NOT_REACHED = "not reached: the run was stopped; run the same ingest again to add it"
+NOT_REACHED = "not reached: the run was stopped before this file; add it again"
 
 
 class Ingestor:

@@ -51,6 +51,7 @@ class UploadTab:
     """The drop zone and its results, the document list, and deleting with a confirmation."""
 
     files: gr.File
+    stop_btn: gr.Button
     upload_status: gr.Markdown
     results: gr.Dataframe
     docs_table: gr.Dataframe
@@ -143,9 +144,12 @@ def _upload_tab() -> UploadTab:
     files = gr.File(file_count="multiple", label="Add documents: PDF, Word, PowerPoint, Excel, "
                     "CSV, HTML, EPUB, e-mail, images (OCR), Markdown or text",
                     file_types=sorted(SUPPORTED_EXTENSIONS), height=150)
-    upload_status = gr.Markdown(
-        "Files are added as soon as they are dropped; unchanged files are skipped.",
-        elem_classes="rag-status")
+    with gr.Row(elem_classes="rag-upload-row", equal_height=True):
+        upload_status = gr.Markdown(
+            "Files are added as soon as they are dropped; unchanged files are skipped.",
+            elem_classes="rag-status")
+        stop_btn = gr.Button("Stop adding", variant="secondary", size="sm", scale=0,
+                             min_width=120, elem_id="rag-stop-upload")
     # Column widths are shares of a table at least 600 px wide (style.css): there "markdown",
     # "Chunks" and a date fit unbroken; a narrower screen scrolls the table sideways.
     results = gr.Dataframe(value=results_table([]), label="Upload results", interactive=False,
@@ -170,6 +174,6 @@ def _upload_tab() -> UploadTab:
         cancel_btn = gr.Button("Cancel", variant="secondary", size="sm", scale=0,
                                min_width=90)
     delete_status = gr.Markdown("", elem_classes="rag-status", elem_id="rag-delete-status")
-    return UploadTab(files, upload_status, results, docs, delete_select, delete_btn,
+    return UploadTab(files, stop_btn, upload_status, results, docs, delete_select, delete_btn,
                      refresh_btn, confirm_row, confirm_text, confirm_btn, cancel_btn,
                      delete_status)

@@ -85,16 +85,18 @@ class Library:
             return {self.w.upload.delete_status: f"{WARN} {exc}"}
 
     def upload(self, uploaded: list[dict[str, Any]] | None, selected: list[str] | None,
-               deleting: list[str] | None,
+               deleting: list[str] | None, request: gr.Request,
                progress: gr.Progress = gr.Progress()) -> Updates:  # noqa: B008
-        """Ingest dropped files; the results table, a summary and the new listing."""
+        """Ingest dropped files; the results table, a summary and the new listing. The Stop
+        button ends the run after the current file (stop_upload)."""
         up = self.w.upload
         if not uploaded:  # the files were cleared: nothing changes
             return gr.skip()
         started = time.perf_counter()
         progress(0, desc="Starting …")
         try:
-            done = self.services.ingest(uploaded, ingest_progress(progress))
+            done = self.services.ingest(uploaded, ingest_progress(progress),
+                                        session=request.session_hash)
         except RagError as exc:
             return {up.upload_status: f"{WARN} {exc}"}
         updates: Updates = {up.results: results_table(done), up.files: None,
@@ -105,6 +107,12 @@ class Library:
         except RagError as exc:
             updates[up.upload_status] = f"{WARN} {exc}"
         return updates
+
+    def stop_upload(self, request: gr.Request) -> Updates:
+        """Stop this browser's running upload after its current file."""
+        stopping = self.services.stop_ingest(request.session_hash or "")
+        return {self.w.upload.upload_status: "Stopping after the current file …" if stopping
+                else "Nothing is being added."}
 
     def ask_delete(self, names: list[str] | None) -> Updates:
         """Show what would be deleted, with Delete and Cancel, beside the delete button."""
@@ -159,6 +167,8 @@ class Library:
                         [up.results, *self.listing_outputs, up.upload_status, up.files],
                         preprocess=False, concurrency_limit=1, concurrency_id="ingest",
                         show_progress_on=[up.results], **private)
+        # not queued: it must run while the upload it stops holds the "ingest" slot
+        up.stop_btn.click(self.stop_upload, None, [up.upload_status], queue=False, **private)
         up.refresh_btn.click(self.refresh, pickers, [*self.listing_outputs, up.delete_status],
                              **private)
         up.delete_btn.click(self.ask_delete, [up.delete_select],

@@ -34,6 +34,7 @@ class Services:
         self.kb = kb
         self.settings = kb.settings
         self._lock = threading.Lock()
+        self._stops: dict[str, threading.Event] = {}  # the running ingest of each session
 
     def pipeline(self) -> AnswerPipeline:
         """The answering pipeline; the store and model are opened on the first call.
@@ -63,11 +64,31 @@ class Services:
         """Every document in the knowledge base."""
         return self.pipeline().retriever.store.list_documents()
 
-    def ingest(self, files: list[Any],
-               progress: Callable[[Progress], None] | None = None) -> list[IngestResult]:
+    def ingest(self, files: list[Any], progress: Callable[[Progress], None] | None = None,
+               session: str | None = None) -> list[IngestResult]:
         """Ingest uploaded files, one result per item in order: Gradio FileData, data URLs or
         upload URLs (rag.ui.uploads), each named by its original file name. An item that is
-        not an uploaded file, or a file of another type, fails alone."""
+        not an uploaded file, or a file of another type, fails alone. A run of a `session`
+        can be stopped at its next document boundary by stop_ingest(session)."""
+        stop = threading.Event()
+        if session is not None:
+            self._stops[session] = stop
+        try:
+            return self._ingest(files, progress, stop)
+        finally:
+            if session is not None:
+                self._stops.pop(session, None)
+
+    def stop_ingest(self, session: str) -> bool:
+        """Ask the session's running ingest to stop after its current file; False if none
+        runs."""
+        stop = self._stops.get(session)
+        if stop is not None:
+            stop.set()
+        return stop is not None
+
+    def _ingest(self, files: list[Any], progress: Callable[[Progress], None] | None,
+                stop: threading.Event) -> list[IngestResult]:
         self.pipeline()
         with tempfile.TemporaryDirectory(prefix="rag-upload-") as scratch:
             items: list[Upload | IngestResult] = []
@@ -77,7 +98,7 @@ class Services:
                 except LoaderError as exc:
                     items.append(IngestResult(exc.source, "failed", reason=exc.reason))
             uploads = [(u.path, u.name) for u in items if isinstance(u, Upload)]
-            done = iter(self.kb.ingestor.ingest_files(uploads, progress))
+            done = iter(self.kb.ingestor.ingest_files(uploads, progress, stop=stop))
             return [next(done) if isinstance(u, Upload) else u for u in items]
 
     def delete(self, names: list[str]) -> list[DocumentInfo]:
