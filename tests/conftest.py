@@ -21,7 +21,7 @@ from rag.embedding import LocalEmbedder
 from rag.ingest import Ingestor
 from rag.retrieval import Retriever
 from rag.store import MilvusStore
-from tests.helpers import FAQ, SHARED, free_port, open_store
+from tests.helpers import FAQ, SHARED, RunningApp, chromium_or_skip, free_port, open_store
 from tests.llm_server import FakeGptOss
 
 pytest_plugins = ["tests.llamacpp_server"]
@@ -66,6 +66,19 @@ def llm() -> Iterator[FakeGptOss]:
     """A loopback OpenAI-compatible server speaking the gpt-oss wire formats."""
     with FakeGptOss() as server:
         yield server
+
+
+@pytest.fixture
+def web_app(tmp_path: Path, embedder: LocalEmbedder) -> Iterator[tuple[RunningApp, FakeGptOss]]:
+    """A fresh web app (empty knowledge base, loopback LLM) for a real browser; skips when
+    Chromium is missing."""
+    chromium_or_skip()
+    with FakeGptOss() as server:
+        running = RunningApp(tmp_path / "kb.db", server.base_url, embedder)
+        try:
+            yield running, server
+        finally:
+            running.close()
 
 
 @pytest.fixture(scope="module")

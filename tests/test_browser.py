@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from rag.embedding import LocalEmbedder
 from tests.helpers import (
     BROWSER_ARGS,
     CHROMIUM,
@@ -20,7 +19,6 @@ from tests.helpers import (
     MILVUS_DOCS,
     ROOT,
     RunningApp,
-    chromium_or_skip,
 )
 from tests.llm_server import SSE, FakeGptOss, reasoning_answer
 
@@ -79,15 +77,9 @@ def paced_answer() -> SSE:
 
 
 @pytest.fixture
-def app(tmp_path: Path, embedder: LocalEmbedder) -> Iterator[tuple[RunningApp, FakeGptOss]]:
+def app(web_app: tuple[RunningApp, FakeGptOss]) -> tuple[RunningApp, FakeGptOss]:
     """A fresh app with an empty knowledge base and the loopback LLM."""
-    chromium_or_skip()
-    with FakeGptOss() as llm:
-        running = RunningApp(tmp_path / "kb.db", llm.base_url, embedder)
-        try:
-            yield running, llm
-        finally:
-            running.close()
+    return web_app
 
 
 def test_upload_then_chat_in_chromium(app: tuple[RunningApp, FakeGptOss],

@@ -5,14 +5,16 @@ the locked one fails alone with its reason, and the chat's sources show slides a
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
-from rag.embedding import LocalEmbedder
-from tests.helpers import BROWSER_ARGS, CHROMIUM, OFFICE, RunningApp, chromium_or_skip
+from tests.helpers import BROWSER_ARGS, CHROMIUM, OFFICE, RunningApp
 from tests.llm_server import FakeGptOss, reasoning_answer
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser, Page
 
 pytestmark = pytest.mark.browser
 
@@ -21,14 +23,19 @@ FILES = [OFFICE / name for name in ("simple.docx", "fake-power-point-table.pptx"
 
 
 @pytest.fixture
-def app(tmp_path: Path, embedder: LocalEmbedder) -> Iterator[tuple[RunningApp, FakeGptOss]]:
-    chromium_or_skip()
-    with FakeGptOss() as llm:
-        running = RunningApp(tmp_path / "kb.db", llm.base_url, embedder)
-        try:
-            yield running, llm
-        finally:
-            running.close()
+def app(web_app: tuple[RunningApp, FakeGptOss]) -> tuple[RunningApp, FakeGptOss]:
+    return web_app
+
+
+def _upload_tab(browser: Browser, url: str) -> Page:
+    """A desktop-sized page of the app on its Upload tab (where an empty knowledge base opens)."""
+    from playwright.sync_api import expect
+
+    page = browser.new_page(viewport={"width": 1400, "height": 900})
+    page.goto(url)
+    expect(page.get_by_role("tab", name="Upload")).to_have_attribute(
+        "aria-selected", "true", timeout=30_000)
+    return page
 
 
 def test_office_files_and_a_scan_upload_and_answer_with_their_locations(
@@ -39,10 +46,7 @@ def test_office_files_and_a_scan_upload_and_answer_with_their_locations(
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=BROWSER_ARGS)
         try:
-            page = browser.new_page(viewport={"width": 1400, "height": 900})
-            page.goto(running.url)
-            expect(page.get_by_role("tab", name="Upload")).to_have_attribute(
-                "aria-selected", "true", timeout=30_000)
+            page = _upload_tab(browser, running.url)
             page.locator("input[type=file]").first.set_input_files([str(f) for f in FILES])
             results = page.locator("#rag-results")
             expect(results).to_contain_text("password-protected", timeout=240_000)
@@ -72,9 +76,10 @@ def test_office_files_and_a_scan_upload_and_answer_with_their_locations(
             # the cited source first; the others folded under "Also retrieved (n)"
             expect(panel.locator(".rag-source").first).to_have_class(re.compile("rag-cited"))
             fold = panel.locator("details.rag-also")
-            expect(fold.locator("summary")).to_have_text(re.compile(r"Also retrieved \(\d\)"))
+            summary = fold.locator(":scope > summary")
+            expect(summary).to_have_text(re.compile(r"Also retrieved \(\d\)"))
             expect(fold.locator(".rag-source").first).not_to_be_visible()
-            fold.locator("summary").click()
+            summary.click()
             expect(fold.locator(".rag-source").first).to_be_visible()
             page.screenshot(path=str(tmp_path / "chat-formats.png"), full_page=True)
         finally:
@@ -92,10 +97,7 @@ def test_stop_ends_an_upload_after_the_current_file(app: tuple[RunningApp, FakeG
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=BROWSER_ARGS)
         try:
-            page = browser.new_page(viewport={"width": 1400, "height": 900})
-            page.goto(running.url)
-            expect(page.get_by_role("tab", name="Upload")).to_have_attribute(
-                "aria-selected", "true", timeout=30_000)
+            page = _upload_tab(browser, running.url)
             page.locator("input[type=file]").first.set_input_files([str(f) for f in files])
             results = page.locator("#rag-results")
             expect(results).to_contain_text(re.compile(r"\((\d+)/40\)"), timeout=120_000)
