@@ -4,6 +4,7 @@ files are documents, and the names they are stored under."""
 from __future__ import annotations
 
 import hashlib
+import time
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -16,7 +17,7 @@ from rag.formats.markdown import markdown_sections as markdown_sections  # re-ex
 from rag.formats.sniff import detect
 from rag.pdf import normalise_pdf_text as normalise_pdf_text  # re-exported
 from rag.pdf import without_running_lines as without_running_lines  # re-exported
-from rag.schema import Section
+from rag.schema import DocumentInfo, Section
 
 __all__ = ["SUPPORTED_EXTENSIONS", "SUPPORTED_TYPES", "FoundFiles", "Limits", "LoadedDocument",
            "check_size", "check_type", "document_name", "find_files", "is_supported",
@@ -36,6 +37,12 @@ class LoadedDocument:
     sections: Iterator[Section] = field(repr=False)
     # filled while the sections are read (e.g. "ocr_pages"); stored with the document
     meta: dict[str, Any] = field(default_factory=dict)
+
+    def info(self, name: str, chunks: int) -> DocumentInfo:
+        """The record of this document, stored as `name` with `chunks` chunks, as of now."""
+        return DocumentInfo(doc_id=name, source=name, sha256=self.sha256, kind=self.kind,
+                            pages=self.pages, chunks=chunks, added_at=time.time(),
+                            meta=dict(self.meta))
 
 
 def load(path: Path, source: str | None = None, *, max_file_mb: float | None = None,

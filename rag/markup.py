@@ -246,11 +246,8 @@ def _tidy_rows(rows: list[list[str]]) -> list[list[str]]:
     rows = [cells for cells in rows if any(cells)]
     width = max((len(cells) for cells in rows), default=0)
     used = [any(i < len(cells) and cells[i] for cells in rows) for i in range(width)]
-    tidy = []
-    for cells in rows:
-        kept = [cell for i, cell in enumerate(cells) if used[i]]
-        tidy.append(_collapse(_join_symbols(kept)))
-    return tidy
+    return [_collapse(_join_symbols([cell for i, cell in enumerate(cells) if used[i]]))
+            for cells in rows]
 
 
 def _join_symbols(cells: list[str]) -> list[str]:

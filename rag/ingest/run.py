@@ -265,10 +265,7 @@ class Run:
                 self._finish(job, IngestResult(job.source, "failed", doc.pages,
                                                reason="no text to index"))
                 continue
-            commits.append((job, DocumentInfo(doc_id=job.source, source=job.source,
-                                              sha256=doc.sha256, kind=doc.kind, pages=doc.pages,
-                                              chunks=job.work.stored, added_at=time.time(),
-                                              meta=dict(doc.meta))))
+            commits.append((job, doc.info(job.source, job.work.stored)))
         if not commits:
             return
         started = time.perf_counter()
