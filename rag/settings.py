@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from typing import Any
@@ -111,6 +112,9 @@ class Settings:
                      "max_pdf_content_mb", "max_page_content_mb"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name.upper()} must be above 0")
+        if not re.fullmatch(r"[A-Za-z0-9_]+(?:\+[A-Za-z0-9_]+)*", self.ocr_languages):
+            raise ConfigError("OCR_LANGUAGES must be Tesseract language codes joined by +, "
+                              "such as eng or eng+deu")
 
     def _validate_fusion(self) -> None:
         try:

@@ -230,3 +230,14 @@ def test_blank_pages_are_not_ocrd_and_fail_as_without_text(tmp_path: Path) -> No
     assert info.value.reason == ("no extractable text: its pages hold neither text nor images "
                                  "of text")
     assert parsed.meta["ocr_pages"] == []
+
+
+def test_the_ocr_settings_are_read_and_checked_once() -> None:
+    from rag.errors import ConfigError
+    from rag.settings import Settings
+
+    s = Settings.from_env({"OCR": "false", "OCR_LANGUAGES": "eng+deu"})
+    assert (s.ocr, s.ocr_languages) == (False, "eng+deu")
+    assert Settings.from_env({}).ocr is True
+    with pytest.raises(ConfigError, match="OCR_LANGUAGES"):
+        Settings.from_env({"OCR_LANGUAGES": "eng; rm -rf /"})
