@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 import secrets
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from rag.events import Source
 
@@ -114,7 +114,7 @@ def fit_sources(sources: Sequence[Source], budget_tokens: int) -> list[Source]:
         room = budget_tokens - used - estimate_tokens(describe(source)) - MARKER_TOKENS
         if room >= 64:
             text = source.hit.text[: room * 3].rsplit(" ", 1)[0] + " …"
-            hit = type(source.hit)(**{**source.hit.to_dict(), "text": text})
+            hit = replace(source.hit, text=text)
             kept.append(Source(source.n, hit))
         break
     return kept
