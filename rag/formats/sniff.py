@@ -63,8 +63,8 @@ def _zip_kind(data: bytes, named: str | None, source: str) -> str:
     if mimetype in _ZIP_MIMETYPES:
         return _ZIP_MIMETYPES[mimetype]
     if named in _ZIP_KINDS:
-        label = format_for(named).label if format_for(named) else named
-        raise LoaderError(source, f"damaged {label} file (its main part is missing)")
+        raise LoaderError(source, f"damaged {format_for(named).label} file (its main part is "
+                          "missing)")
     raise LoaderError(source, "a ZIP archive, not a document: unpack it and add its files")
 
 
