@@ -79,3 +79,16 @@ class RerankRuntime(Choice):
     AUTO = "auto"
     TORCH = "torch"
     ONNX = "onnx"
+
+
+class Role(Choice):
+    """What an account may do in a knowledge base; each role includes the ones before it."""
+
+    VIEWER = "viewer"  # ask and search
+    EDITOR = "editor"  # also add and delete documents
+    ADMIN = "admin"  # also manage accounts and knowledge bases
+
+    def allows(self, needed: Role) -> bool:
+        """Whether this role may do what `needed` may."""
+        order = list(Role)
+        return order.index(self) >= order.index(needed)

@@ -36,3 +36,11 @@ class DocumentNotFoundError(StoreError):
 
 class LLMError(RagError):
     """The language-model server failed; the message says what to do."""
+
+
+class WorkspaceError(RagError):
+    """The app's own database (accounts, conversations, feedback) failed or refused."""
+
+
+class AccessDenied(RagError):
+    """The signed-in account may not do this; the message says what it needs."""

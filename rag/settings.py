@@ -71,7 +71,12 @@ class Settings:
     # ignore max_tokens); beyond it the answer stops with an error
     llm_max_answer_chars: int = 200_000
 
-    rag_auth: str = ""  # "user:password" turns on the web app's login
+    # The app's own data (accounts, conversations, feedback): SQLite by default, or a
+    # SQLAlchemy URL such as postgresql+psycopg://user:password@host/db for several processes.
+    database_url: str = "sqlite:///./data/app.db"
+    # "user:password": one admin account. Logins are on when this is set or when the
+    # database holds accounts (`rag users add`).
+    rag_auth: str = ""
     # Beyond loopback the web app needs RAG_AUTH, unless this says so (or it is a Space).
     rag_allow_no_auth: bool = False
     gradio_server_name: str = "127.0.0.1"  # where the web app listens (Gradio's variable)

@@ -24,7 +24,7 @@ from rag.store import MilvusStore
 from tests.helpers import FAQ, SHARED, RunningApp, chromium_or_skip, free_port, open_store
 from tests.llm_server import FakeGptOss
 
-pytest_plugins = ["tests.llamacpp_server"]
+pytest_plugins = ["tests.llamacpp_server", "tests.postgres"]
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,42 @@
+"""The app's own data in SQL: accounts and roles, saved conversations, feedback."""
+
+from __future__ import annotations
+
+from functools import cached_property
+
+from rag.workspace.access import Access
+from rag.workspace.accounts import Account, Accounts
+from rag.workspace.conversations import ConversationInfo, Conversations, SavedReply
+from rag.workspace.db import Database
+from rag.workspace.feedback import FeedbackItem, FeedbackLog, as_question
+from rag.workspace.records import answer_from_record, answer_record
+
+__all__ = ["Access", "Account", "Accounts", "ConversationInfo", "Conversations", "Database",
+           "FeedbackItem", "FeedbackLog", "SavedReply", "Workspace", "answer_from_record",
+           "answer_record", "as_question"]
+
+
+class Workspace:
+    """The database and its parts, opened once per process."""
+
+    def __init__(self, url: str) -> None:
+        self.db = Database(url)
+
+    @cached_property
+    def accounts(self) -> Accounts:
+        """Accounts and their roles."""
+        return Accounts(self.db)
+
+    @cached_property
+    def conversations(self) -> Conversations:
+        """Saved conversations."""
+        return Conversations(self.db)
+
+    @cached_property
+    def feedback(self) -> FeedbackLog:
+        """Ratings of replies."""
+        return FeedbackLog(self.db)
+
+    def close(self) -> None:
+        """Close the database's connections."""
+        self.db.close()

@@ -1,0 +1,65 @@
+"""Who may do what: logins, and each account's role in a knowledge base.
+
+Logins are on when RAG_AUTH names an admin or the database holds accounts. Without logins the
+app is one person's (it listens on loopback, or its operator said so): everyone is an admin.
+The RAG_AUTH account is an admin of every knowledge base and is not stored.
+"""
+
+from __future__ import annotations
+
+import hmac
+
+from rag.choices import Role
+from rag.errors import AccessDenied, ConfigError
+from rag.workspace.accounts import Accounts
+
+ACTIONS = {Role.VIEWER: "asking and searching", Role.EDITOR: "adding and deleting documents",
+           Role.ADMIN: "managing accounts and knowledge bases"}
+
+
+class Access:
+    """Checks logins and roles against the accounts and the RAG_AUTH admin."""
+
+    def __init__(self, accounts: Accounts, admin: tuple[str, str] | None = None) -> None:
+        self.accounts = accounts
+        self.admin = admin
+        self.logins = admin is not None or accounts.exist()
+
+    def login(self, name: str, password: str) -> bool:
+        """Whether the name and password are an account's (Gradio's auth callable)."""
+        if self.admin is not None and name == self.admin[0]:
+            return hmac.compare_digest(password.encode(), self.admin[1].encode())
+        return self.accounts.verify(name, password)
+
+    def role(self, name: str | None, kb: str) -> Role | None:
+        """The role of a signed-in name (None: no login) in a knowledge base, if any."""
+        if not self.logins:
+            return Role.ADMIN
+        if not name:
+            return None
+        if self.admin is not None and name == self.admin[0]:
+            return Role.ADMIN
+        try:
+            return self.accounts.get(name).role_in(kb)
+        except ConfigError:
+            return None  # the account was removed while signed in
+
+    def require(self, name: str | None, kb: str, needed: Role) -> None:
+        """Raise AccessDenied unless the name's role in the knowledge base allows `needed`."""
+        role = self.role(name, kb)
+        if role is not None and role.allows(needed):
+            return
+        if not name:
+            raise AccessDenied(f"Sign in first: {ACTIONS[needed]} needs a login.")
+        held = f"a {role.value}" if role else "not a member"
+        raise AccessDenied(f"{name} is {held} of the knowledge base {kb!r}; "
+                           f"{ACTIONS[needed]} needs the {needed.value} role (an admin can "
+                           f"grant it: rag users grant {name} {needed.value}).")
+
+    def owner(self, name: str | None, browser: str | None) -> str:
+        """Whose conversations these are: the account's, else the browser's."""
+        if name:
+            return f"user:{name}"
+        if browser:
+            return f"browser:{browser}"
+        raise ConfigError("No account and no browser id: conversations cannot be saved.")
