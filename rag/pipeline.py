@@ -6,6 +6,7 @@ import json
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 
 from rag.choices import Effort, Mode
 from rag.errors import LLMError, RagError
@@ -62,6 +63,13 @@ class AskOptions:
     mode: Mode | str | None = None
     doc_ids: Sequence[str] | None = None
     agent: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form (saved with a reply and its feedback)."""
+        return {"effort": None if self.effort is None else str(self.effort), "k": self.k,
+                "mode": None if self.mode is None else str(self.mode),
+                "doc_ids": None if self.doc_ids is None else list(self.doc_ids),
+                "agent": self.agent}
 
 
 class _Timer:

@@ -83,17 +83,23 @@ def rag_command(cwd: Path, **env: str) -> RagCommand:
 class RunningApp:
     """The Gradio app over a fresh knowledge base, served on a free loopback port."""
 
-    def __init__(self, db: Path, llm_url: str, embedder: Embedder, **overrides: Any) -> None:
+    def __init__(self, db: Path, llm_url: str, embedder: Embedder, port: int | None = None,
+                 **overrides: Any) -> None:
         from rag.kb import KnowledgeBase
         from rag.settings import Settings
         from rag.ui import build_app, launch
+        from rag.ui.server import auth_from
+        from rag.workspace import Workspace
 
         settings = Settings(milvus_uri=str(db), openai_base_url=llm_url,
-                            llm_model="gpt-oss-20b", llm_timeout=20.0, top_k=4).with_(**overrides)
+                            llm_model="gpt-oss-20b", llm_timeout=20.0, top_k=4,
+                            database_url=f"sqlite:///{db.parent / 'app.db'}").with_(**overrides)
         self.kb = KnowledgeBase(settings)
         self.kb.embedder = embedder  # share the session's loaded model
-        self.demo = build_app(self.kb)
-        port = free_port()
+        self.workspace = Workspace(settings.database_url)
+        self.demo = build_app(self.kb, self.workspace, auth_from(settings.rag_auth))
+        port = port or free_port()
+        self.port = port
         launch(self.demo, prevent_thread_lock=True, server_name="127.0.0.1", server_port=port,
                quiet=True)
         self.url = f"http://127.0.0.1:{port}/"
@@ -109,6 +115,7 @@ class RunningApp:
         """Stop serving and release the database."""
         self.demo.close()
         self.kb.close()
+        self.workspace.close()
 
 
 def answer_pipeline(retriever: Retriever, server: FakeGptOss, *, provider: str = "",

@@ -399,7 +399,8 @@ def test_demo_docs_fill_an_empty_knowledge_base_once(tmp_path: Path) -> None:
     folder.mkdir()
     (folder / "welcome.md").write_text("# Welcome\n\nThis knowledge base answers questions "
                                        "about the demo documents.\n", encoding="utf-8")
-    settings = Settings(milvus_uri=str(tmp_path / "kb.db"), rag_demo_docs=str(folder))
+    settings = Settings(milvus_uri=str(tmp_path / "kb.db"), rag_demo_docs=str(folder),
+                        database_url=f"sqlite:///{tmp_path / 'app.db'}")
     for start in (1, 2):
         kb = create_demo(settings).rag_services.kb
         try:
@@ -418,6 +419,7 @@ def test_credentials_in_server_urls_are_never_shown(llm: FakeGptOss, tmp_path: P
     from rag.rerank import RerankError
     from rag.rerank.http import HttpReranker
     from rag.ui.services import Services
+    from rag.workspace import Workspace
 
     assert redact("at http://alice:s3cret@host:8000/v1?api_key=k3y&x=1 and https://t0k@h/") == (
         "at http://***@host:8000/v1?api_key=***&x=1 and https://***@h/")
@@ -427,7 +429,8 @@ def test_credentials_in_server_urls_are_never_shown(llm: FakeGptOss, tmp_path: P
     def sidebar(url: str, model: str = "gpt-oss-20b") -> str:
         settings = Settings(milvus_uri=str(tmp_path / "kb.db"), openai_base_url=url,
                             llm_model=model)
-        return Services(KnowledgeBase(settings)).check_llm()
+        workspace = Workspace(f"sqlite:///{tmp_path / 'app.db'}")
+        return Services(KnowledgeBase(settings), workspace).check_llm()
 
     cards = [sidebar(reachable), sidebar(reachable, "no-such-model"), sidebar(closed)]
     for card, state in zip(cards, ["Reachable", "model missing", "Not reachable"], strict=True):

@@ -15,7 +15,7 @@ import gradio as gr
 from gradio.data_classes import FileData
 
 from rag.answer import Answer, AnswerDict
-from rag.choices import Effort, Mode
+from rag.choices import Effort, Mode, Role
 from rag.errors import ConfigError, RagError
 from rag.pipeline import AskOptions
 from rag.ui.services import CHAT_CONCURRENCY, Services
@@ -58,6 +58,11 @@ def _k(value: Any) -> int:
         raise ConfigError(f"k must be a whole number from 1 to {MAX_K}, not {value!r}") from None
 
 
+def _user(request: gr.Request | None) -> str | None:
+    """The signed-in account of an API call (None without logins)."""
+    return getattr(request, "username", None) or None
+
+
 def register_api(services: Services) -> None:
     """Register the endpoints (inside the gr.Blocks context)."""
     gr.api(_ingest_endpoint(services), api_name="ingest", concurrency_limit=1,
@@ -69,7 +74,7 @@ def register_api(services: Services) -> None:
 
 
 def _ingest_endpoint(services: Services) -> Callable[..., list[dict]]:
-    def ingest(files: list[FileData]) -> list[dict]:
+    def ingest(files: list[FileData], request: gr.Request) -> list[dict]:
         """Add documents (PDF, Markdown, plain text) to the knowledge base.
 
         Each file is stored under its original file name; a file whose content is already in
@@ -89,7 +94,7 @@ def _ingest_endpoint(services: Services) -> Callable[..., list[dict]]:
             Per file: source, status (added/replaced/skipped/failed), pages, chunks, reason.
         """
         try:
-            done = services.ingest(list(files or []))
+            done = services.ingest(list(files or []), user=_user(request))
         except RagError as exc:
             raise _api_error(exc) from exc
         return [r.to_dict() for r in done]
@@ -101,7 +106,7 @@ def _search_endpoint(services: Services) -> Callable[..., list[dict]]:
     s = services.settings
     default_mode = Mode.from_str(s.retrieval_mode)
 
-    def search(query: str, k: int = s.top_k, mode: Mode = default_mode,
+    def search(request: gr.Request, query: str, k: int = s.top_k, mode: Mode = default_mode,
                documents: list[str] | None = None) -> list[dict]:
         """Search the knowledge base and return the best-matching passages with their scores.
 
@@ -117,6 +122,7 @@ def _search_endpoint(services: Services) -> Callable[..., list[dict]]:
             (null when no reranker ran).
         """
         try:
+            services.require(_user(request), Role.VIEWER)
             retriever = services.pipeline().retriever
             hits = retriever.search(query, _k(k), mode=Mode.from_str(mode),
                                     doc_ids=list(documents or []) or None)
@@ -133,8 +139,8 @@ def _ask_endpoint(services: Services) -> Callable[..., Iterator[tuple[str, Answe
         s.retrieval_mode)
 
     @_yields(tuple[str, AnswerDict])
-    def ask(question: str, effort: Effort = default_effort, k: int = s.top_k,
-            mode: Mode = default_mode, agent: bool = False,
+    def ask(request: gr.Request, question: str, effort: Effort = default_effort,
+            k: int = s.top_k, mode: Mode = default_mode, agent: bool = False,
             documents: list[str] | None = None) -> Iterator[tuple[str, AnswerDict]]:
         """Answer a question from the knowledge base with gpt-oss, citing sources as [n].
 
@@ -157,6 +163,7 @@ def _ask_endpoint(services: Services) -> Callable[..., Iterator[tuple[str, Answe
             citations and timings.
         """
         try:
+            services.require(_user(request), Role.VIEWER)
             options = AskOptions(effort=Effort.from_str(effort), k=_k(k),
                                  mode=Mode.from_str(mode), agent=bool(agent),
                                  doc_ids=list(documents or []) or None)

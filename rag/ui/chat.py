@@ -23,11 +23,14 @@ _TEXT_EVENTS = (ReasoningEvent, AnswerEvent, NoticeEvent)
 
 @dataclass
 class Reply:
-    """One answer in a chat and where its chatbot messages are."""
+    """One answer in a chat, where its chatbot messages are, and how it was asked."""
 
     answer: Answer
     first: int  # index of its question's chatbot message
     end: int = 0  # one past its last chatbot message
+    settings: dict[str, Any] = field(default_factory=dict)  # the AskOptions, JSON-ready
+    position: int | None = None  # its position in the saved conversation, once saved
+    feedback: int | None = None  # the id of its rating, once rated
 
 
 @dataclass
@@ -35,8 +38,23 @@ class ChatSession:
     """Everything one browser session's chat holds (kept in gr.State, never shared)."""
 
     messages: list[dict[str, Any]] = field(default_factory=list)
-    turns: list[Turn] = field(default_factory=list)
     replies: list[Reply] = field(default_factory=list)
+    conversation: str | None = None  # the saved conversation's id, once it has one
+    editing: bool = False  # the next question replaces the last reply (edit, regenerate)
+    noted: int | None = None  # the feedback a note is asked for (after a thumbs-down)
+
+    @property
+    def turns(self) -> list[Turn]:
+        """The answered exchanges, for follow-up questions."""
+        return [t for t in (r.answer.turn() for r in self.replies) if t is not None]
+
+    def drop_last(self) -> Reply | None:
+        """Remove the last reply from the chat (to ask it again); returns it."""
+        if not self.replies:
+            return None
+        reply = self.replies.pop()
+        del self.messages[reply.first:]
+        return reply
 
     def reply_at(self, message_index: int) -> Reply | None:
         """The reply that a chatbot message belongs to."""
@@ -63,7 +81,7 @@ def chat_stream(services: Services, text: str, session: ChatSession,
         yield ChatUpdate(session.messages, None, "Type a question first.")
         return
     answer = Answer(question)
-    reply = Reply(answer, first=len(session.messages))
+    reply = Reply(answer, first=len(session.messages), settings=options.to_dict())
     session.replies.append(reply)
     session.messages.append({"role": "user", "content": safe_markdown(question)})
 
@@ -82,7 +100,4 @@ def chat_stream(services: Services, text: str, session: ChatSession,
         answer.fail(str(exc))
     finally:
         answer.finish()  # also when the user stops it: nothing stays "thinking"
-    turn = answer.turn()
-    if turn is not None:
-        session.turns.append(turn)
     yield show(panel=True)

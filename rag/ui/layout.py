@@ -21,8 +21,24 @@ MODE_LABELS = {Mode.HYBRID: "Hybrid", Mode.DENSE: "Dense", Mode.BM25: "BM25"}
 
 
 @dataclass
+class History:
+    """The saved conversations: the list, new, rename, export and delete."""
+
+    browser: gr.BrowserState  # this browser's id (its conversations, without logins)
+    listing: gr.Radio
+    new_btn: gr.Button
+    title: gr.Textbox
+    rename_btn: gr.Button
+    export_btn: gr.DownloadButton
+    delete_btn: gr.Button
+    status: gr.Markdown
+
+
+@dataclass
 class Sidebar:
-    """The LLM status and the answer settings."""
+    """The saved conversations, the LLM status and the answer settings."""
+
+    history: History
 
     llm_status: gr.HTML
     recheck: gr.Button
@@ -43,6 +59,11 @@ class ChatTab:
     ask_btn: gr.Button
     stop_btn: gr.Button
     clear_btn: gr.Button
+    retry_btn: gr.Button
+    edit_btn: gr.Button
+    note_row: gr.Row
+    note: gr.Textbox
+    note_btn: gr.Button
     sources: gr.HTML
 
 
@@ -77,11 +98,12 @@ class Widgets:
     upload: UploadTab
 
 
-def build_layout(settings: Settings) -> Widgets:
-    """Create the page's components (inside a gr.Blocks context)."""
+def build_layout(settings: Settings, browser_key: str) -> Widgets:
+    """Create the page's components (inside a gr.Blocks context); `browser_key` encrypts the
+    id each browser keeps (the same after a restart, so its conversations are found)."""
     header = gr.HTML(header_html())
     session = gr.State(ChatSession())
-    side = _sidebar(settings)
+    side = _sidebar(settings, browser_key)
     with gr.Tabs() as tabs:
         with gr.Tab("Chat", id="chat"):
             chat = _chat_tab()
@@ -90,10 +112,11 @@ def build_layout(settings: Settings) -> Widgets:
     return Widgets(header, session, tabs, side, chat, upload)
 
 
-def _sidebar(s: Settings) -> Sidebar:
+def _sidebar(s: Settings, browser_key: str) -> Sidebar:
     # Open beside the page on a wide screen; static/app.js closes it on a phone, where it
     # would cover the page. style.css paints the same 320 px down a long page.
     with gr.Sidebar(label="Settings", open=True, width=320):
+        history = _history(browser_key)
         gr.Markdown("#### Language model")
         llm_status = gr.HTML(llm_card("", "", "wait", "Checking the LLM endpoint…", ""),
                              elem_id="rag-llm-status")
@@ -110,7 +133,28 @@ def _sidebar(s: Settings) -> Sidebar:
                                  info="Empty: all documents.")
         agent = gr.Checkbox(value=False, label="Agentic search",
                             info="The model runs its own searches before answering.")
-    return Sidebar(llm_status, recheck, effort, top_k, mode, doc_filter, agent)
+    return Sidebar(history, llm_status, recheck, effort, top_k, mode, doc_filter, agent)
+
+
+def _history(browser_key: str) -> History:
+    browser = gr.BrowserState("", storage_key="gpt-oss-rag-browser", secret=browser_key)
+    with gr.Row(equal_height=True):
+        gr.Markdown("#### Conversations")
+        new_btn = gr.Button("New chat", size="sm", variant="secondary", scale=0, min_width=90,
+                            elem_id="rag-new-chat")
+    listing = gr.Radio(choices=[], value=None, show_label=False, elem_id="rag-conversations",
+                       elem_classes="rag-conversations")
+    with gr.Accordion("Rename, export, delete", open=False, elem_id="rag-conversation-tools"):
+        title = gr.Textbox(show_label=False, placeholder="Title of this chat", max_lines=1,
+                           container=False, elem_id="rag-conversation-title")
+        with gr.Row():
+            rename_btn = gr.Button("Rename", size="sm", variant="secondary", min_width=70)
+            export_btn = gr.DownloadButton("Export", size="sm", variant="secondary",
+                                           min_width=70, elem_id="rag-export")
+            delete_btn = gr.Button("Delete", size="sm", variant="stop", min_width=70,
+                                   elem_id="rag-delete-chat")
+    status = gr.Markdown("", elem_classes="rag-status", elem_id="rag-history-status")
+    return History(browser, listing, new_btn, title, rename_btn, export_btn, delete_btn, status)
 
 
 def _chat_tab() -> ChatTab:
@@ -119,7 +163,7 @@ def _chat_tab() -> ChatTab:
             # Messages arrive as rag.ui.render.safe_markdown (no HTML, no images); the
             # browser's sanitizer stays on behind it, and no custom tag is let through.
             chatbot = gr.Chatbot(label="Chat", height=470, placeholder=EMPTY_CHAT,
-                                 elem_classes="rag-chat", feedback_options=None,
+                                 elem_classes="rag-chat", feedback_options=("Like", "Dislike"),
                                  buttons=["copy"], show_label=False, render_markdown=True,
                                  sanitize_html=True, allow_tags=False)
             status = gr.Markdown("", elem_classes="rag-status", elem_id="rag-chat-status")
@@ -133,9 +177,19 @@ def _chat_tab() -> ChatTab:
                                      scale=0)
                 clear_btn = gr.Button("Clear chat", size="sm", variant="secondary",
                                       min_width=90, scale=0)
+                retry_btn = gr.Button("Regenerate", size="sm", variant="secondary",
+                                      min_width=90, scale=0, elem_id="rag-regenerate")
+                edit_btn = gr.Button("Edit last question", size="sm", variant="secondary",
+                                     min_width=120, scale=0, elem_id="rag-edit-last")
+            with gr.Row(visible=False, equal_height=True, elem_id="rag-note-row") as note_row:
+                note = gr.Textbox(show_label=False, max_lines=3, scale=6, container=False,
+                                  placeholder="What should it have found? A phrase from the "
+                                  "passage that answers it (kept as a test question)")
+                note_btn = gr.Button("Send note", size="sm", scale=1, min_width=90)
         with gr.Column(scale=2, min_width=320):
             sources = gr.HTML(sources_html(None), elem_id="rag-sources-panel")
-    return ChatTab(chatbot, status, question, ask_btn, stop_btn, clear_btn, sources)
+    return ChatTab(chatbot, status, question, ask_btn, stop_btn, clear_btn, retry_btn, edit_btn,
+                   note_row, note, note_btn, sources)
 
 
 def _upload_tab() -> UploadTab:

@@ -96,7 +96,8 @@ class Library:
         progress(0, desc="Starting …")
         try:
             done = self.services.ingest(uploaded, ingest_progress(progress),
-                                        session=request.session_hash)
+                                        session=request.session_hash,
+                                        user=request.username or None)
         except RagError as exc:
             return {up.upload_status: f"{WARN} {exc}"}
         updates: Updates = {up.results: results_table(done), up.files: None,
@@ -130,14 +131,15 @@ class Library:
         return {up.confirm_text: delete_question(chosen), up.confirm_row: gr.Row(visible=True),
                 up.delete_status: ""}
 
-    def delete(self, names: list[str] | None, selected: list[str] | None) -> Updates:
+    def delete(self, names: list[str] | None, selected: list[str] | None,
+               request: gr.Request) -> Updates:
         """Delete the confirmed documents; the message says what was deleted."""
         up = self.w.upload
         hide = {up.confirm_row: gr.Row(visible=False)}
         if not names:
             return {**hide, up.delete_status: "Select documents to delete first."}
         try:
-            deleted = self.services.delete(list(names))
+            deleted = self.services.delete(list(names), user=request.username or None)
             listed = self.listing(selected, [])
         except RagError as exc:
             return {**hide, up.delete_status: f"{WARN} {exc}"}
@@ -157,11 +159,12 @@ class Library:
         current = list(deleting or [])
         return current if name in current else [*current, name]
 
-    def wire(self, demo: gr.Blocks) -> None:
-        """Connect the handlers to the page's events (inside the gr.Blocks context)."""
+    def wire(self, demo: gr.Blocks) -> gr.events.Dependency:
+        """Connect the handlers to the page's events (inside the gr.Blocks context); returns
+        the page load's event, for handlers that must run after it."""
         w, up, private = self.w, self.w.upload, {"api_visibility": "private"}
         pickers = [w.side.doc_filter, up.delete_select]
-        demo.load(self.on_load, pickers, [*self.listing_outputs, w.tabs, up.upload_status,
+        loaded = demo.load(self.on_load, pickers, [*self.listing_outputs, w.tabs, up.upload_status,
                                             w.chat.status], show_progress="hidden", **private)
         up.files.upload(self.upload, [up.files, *pickers],
                         [up.results, *self.listing_outputs, up.upload_status, up.files],
@@ -180,3 +183,4 @@ class Library:
                             **private)
         up.docs_table.select(self.pick_document, [up.delete_select], up.delete_select,
                              **private)
+        return loaded

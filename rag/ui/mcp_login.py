@@ -1,26 +1,30 @@
-"""MCP behind the login: with RAG_AUTH set, nothing under /gradio_api/mcp answers without it.
+"""MCP behind the login: with logins on, nothing under /gradio_api/mcp answers without one.
 
 Gradio mounts its MCP server (the streamable HTTP transport at /gradio_api/mcp/, the SSE stream
 at /gradio_api/mcp/sse with its /messages/, the /schema listing) as a separate Starlette app
 that its login does not cover: without this, the tool list, `initialize` and the SSE stream
 answer anyone. `McpLogin` is an ASGI middleware on the whole app, passed to FastAPI through
 `launch(app_kwargs=...)` (see `mcp_launch_options`), that refuses every MCP request without
-the RAG_AUTH credentials as HTTP Basic (`Authorization: Basic base64(user:password)`, which MCP
-clients can send as a header), with 401 and a `WWW-Authenticate` challenge (a browser asks for
-the login). Gradio's session cookie is not accepted here: it is Gradio's internal token, and
-MCP clients do not log in through the web form.
+an account's login (RAG_AUTH's admin or one made by `rag users add`) as HTTP Basic
+(`Authorization: Basic base64(user:password)`, which MCP clients can send as a header), with 401
+and a `WWW-Authenticate` challenge (a browser asks for the login). Gradio's session cookie is
+not accepted here: it is Gradio's internal token, and MCP clients do not log in through the web
+form. A tool call (JSON-RPC `tools/call`) is also checked against the caller's role: `ingest`
+needs the editor role, the others the viewer role; a refused call gets a JSON-RPC error saying
+which role it needs.
 
 Gradio runs a queued tool call through a loopback `gradio_client.Client` of the app, made
-without any login, so behind RAG_AUTH every tool call failed ("credentials were not
+without any login, so behind a login every tool call failed ("credentials were not
 provided"). Once a request has passed the check, the loopback client is made logged in with
-the same credentials before Gradio makes its own (it keeps one in `_client_instance`).
+the app's own service login (rag.workspace.access), known only to this process, before Gradio
+makes its own (it keeps one in `_client_instance`).
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-import hmac
+import json
 import logging
 import re
 from typing import Any
@@ -29,21 +33,26 @@ import anyio
 from gradio_client import Client
 from starlette.middleware import Middleware
 from starlette.responses import PlainTextResponse
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from rag.choices import Role
+from rag.errors import AccessDenied
+from rag.workspace import Access
 
 log = logging.getLogger(__name__)
 
 _MCP_PATH = re.compile(r"(^|/)gradio_api/mcp(/|$)")
-REFUSED = ("The MCP server needs the app's login (RAG_AUTH): send it as HTTP Basic, "
+REFUSED = ("The MCP server needs a login of this app: send it as HTTP Basic, "
            "Authorization: Basic base64(user:password).")
+EDITOR_TOOLS = frozenset({"ingest"})  # tools that change the knowledge base
 
 
-def mcp_launch_options(auth: tuple[str, str] | None, mcp: bool) -> dict[str, Any]:
-    """What `demo.launch` needs so that MCP is behind the login: nothing without a login or
+def mcp_launch_options(access: Access, kb: str, mcp: bool) -> dict[str, Any]:
+    """What `demo.launch` needs so that MCP is behind the login: nothing without logins or
     without MCP, else the middleware in `app_kwargs`."""
-    if auth is None or not mcp:
+    if not access.logins or not mcp:
         return {}
-    return {"app_kwargs": {"middleware": [Middleware(McpLogin, credentials=auth)]}}
+    return {"app_kwargs": {"middleware": [Middleware(McpLogin, access=access, kb=kb)]}}
 
 
 def is_mcp_path(path: str) -> bool:
@@ -67,9 +76,11 @@ def basic_credentials(header: str) -> tuple[str, str] | None:
 class McpLogin:
     """Refuses MCP requests that lack the login; primes Gradio's loopback client once."""
 
-    def __init__(self, app: ASGIApp, credentials: tuple[str, str]) -> None:
+    def __init__(self, app: ASGIApp, access: Access, kb: str) -> None:
         self.app = app
-        self.credentials = credentials
+        self.access = access
+        self.kb = kb
+        self.credentials = access.service
         self._primed = False
         self._lock = anyio.Lock()
 
@@ -77,7 +88,8 @@ class McpLogin:
         if scope["type"] not in ("http", "websocket") or not is_mcp_path(scope["path"]):
             await self.app(scope, receive, send)
             return
-        if not self._authorized(scope):
+        user = self._user(scope)
+        if user is None:
             if scope["type"] == "websocket":
                 await send({"type": "websocket.close", "code": 1008})
                 return
@@ -85,19 +97,43 @@ class McpLogin:
                 "WWW-Authenticate": 'Basic realm="gpt-oss-rag MCP", charset="UTF-8"'})
             await response(scope, receive, send)
             return
+        if scope["type"] == "http" and scope.get("method") == "POST":
+            body = await _read_body(receive)
+            refusal = self._refusal(user, body)
+            if refusal is not None:
+                await refusal(scope, receive, send)
+                return
+            receive = _replay(body, receive)
         await self._prime_loopback(scope)
         await self.app(scope, receive, send)
 
-    def _authorized(self, scope: Scope) -> bool:
+    def _user(self, scope: Scope) -> str | None:
+        """The signed-in account of the request's Basic login, or None."""
         headers = dict(scope.get("headers") or [])
         given = basic_credentials(headers.get(b"authorization", b"").decode("latin-1"))
-        if given is None:
-            return False
-        user, password = self.credentials
-        # both compared, always, in constant time
-        same_user = hmac.compare_digest(given[0].encode(), user.encode())
-        same_password = hmac.compare_digest(given[1].encode(), password.encode())
-        return same_user and same_password
+        if given is None or not self.access.login(*given):
+            return None
+        return given[0]
+
+    def _refusal(self, user: str, body: bytes) -> PlainTextResponse | None:
+        """A JSON-RPC error for a tool call the user's role does not allow, else None."""
+        try:
+            calls = json.loads(body) if body else []
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            return None  # not JSON-RPC: Gradio's MCP server answers it
+        for call in calls if isinstance(calls, list) else [calls]:
+            if not isinstance(call, dict) or call.get("method") != "tools/call":
+                continue
+            tool = str((call.get("params") or {}).get("name", ""))
+            needed = Role.EDITOR if tool in EDITOR_TOOLS else Role.VIEWER
+            try:
+                self.access.require(user, self.kb, needed)
+            except AccessDenied as exc:
+                error = {"jsonrpc": "2.0", "id": call.get("id"),
+                         "error": {"code": -32001, "message": str(exc)}}
+                return PlainTextResponse(json.dumps(error), status_code=403,
+                                         media_type="application/json")
+        return None
 
     async def _prime_loopback(self, scope: Scope) -> None:
         """Give Gradio's MCP server a loopback client that is logged in (once)."""
@@ -118,6 +154,30 @@ class McpLogin:
         return Client(url, auth=self.credentials, download_files=False, verbose=False,
                       analytics_enabled=False, ssl_verify=False, _skip_components=False,
                       headers={"x-gradio-user": "mcp"})
+
+
+async def _read_body(receive: Receive) -> bytes:
+    chunks: list[bytes] = []
+    while True:
+        message = await receive()
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body"):
+            return b"".join(chunks)
+
+
+def _replay(body: bytes, original: Receive) -> Receive:
+    """A receive channel that hands the body read for the check on to the app, then waits
+    on the client's own channel (for its disconnect)."""
+    sent = False
+
+    async def receive() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await original()
+
+    return receive
 
 
 def _mcp_server(scope: Scope) -> Any:

@@ -24,6 +24,7 @@ from rag.settings import Settings
 from rag.ui.blocks import build_app
 from rag.ui.mcp_login import mcp_launch_options
 from rag.ui.services import Services
+from rag.workspace import Workspace
 
 log = logging.getLogger(__name__)
 
@@ -40,10 +41,12 @@ def static_text(name: str) -> str:
 def create_demo(settings: Settings | None = None) -> gr.Blocks:
     """The app for these settings (default: the environment), not yet launched."""
     settings = settings or Settings.from_env()
+    admin = auth_from(settings.rag_auth)
+    workspace = Workspace(settings.database_url)
     kb = KnowledgeBase(settings)
     if settings.rag_demo_docs:
         _load_demo_docs(kb, Path(settings.rag_demo_docs))
-    return build_app(kb)
+    return build_app(kb, workspace, admin)
 
 
 def _load_demo_docs(kb: KnowledgeBase, folder: Path) -> None:
@@ -82,11 +85,11 @@ def is_loopback(host: str) -> bool:
         return False  # a host name or an interface address other machines can reach
 
 
-def check_exposure(host: str, settings: Settings) -> str:
+def check_exposure(host: str, settings: Settings, logins: bool = False) -> str:
     """Whether the app may serve on `host`: '' when it is loopback or has a login; a warning
     to log when it serves beyond loopback without one because RAG_ALLOW_NO_AUTH or a Space
     says so; otherwise a ConfigError saying what to set."""
-    if settings.rag_auth or is_loopback(host):
+    if logins or settings.rag_auth or is_loopback(host):
         return ""
     if settings.rag_allow_no_auth:
         return (f"Serving on {host} without a login (RAG_ALLOW_NO_AUTH=true): anyone who "
@@ -118,24 +121,27 @@ def theme() -> gr.themes.Base:
 
 
 def launch(demo: gr.Blocks, **overrides: Any) -> Any:
-    """Serve the app, with a login if RAG_AUTH is set and MCP tools if RAG_MCP is on; exits
+    """Serve the app, with a login if RAG_AUTH is set or accounts exist (`rag users add`), and
+    MCP tools if RAG_MCP is on; exits
     with the reason if it would serve beyond loopback without a login (`check_exposure`)."""
     # The port is Gradio's: GRADIO_SERVER_PORT, default 7860.
     services: Services = demo.rag_services  # type: ignore[attr-defined]
     settings = services.settings
     host = overrides.pop("server_name", None) or settings.gradio_server_name
+    access = services.access
     try:
-        auth = auth_from(settings.rag_auth)
-        warning = check_exposure(host, settings)
+        warning = check_exposure(host, settings, access.logins)
     except ConfigError as exc:
         raise SystemExit(f"error: {exc}") from None
     if warning:
         log.warning(warning)
     services.warm_up()
     kwargs: dict[str, Any] = dict(
-        server_name=host, auth=auth, mcp_server=settings.rag_mcp, theme=theme(),
-        css=static_text("style.css"), head=page_head(), footer_links=["api"])
-    kwargs.update(mcp_launch_options(auth, settings.rag_mcp))  # MCP behind the login too
+        server_name=host, auth=access.login if access.logins else None,
+        mcp_server=settings.rag_mcp, theme=theme(), css=static_text("style.css"),
+        head=page_head(), footer_links=["api"])
+    # MCP behind the login too, with each tool call checked against the caller's role
+    kwargs.update(mcp_launch_options(access, services.kb_name, settings.rag_mcp))
     kwargs.update(overrides)
     return demo.launch(**kwargs)
 
@@ -146,8 +152,11 @@ def main() -> None:
     try:
         settings = Settings.from_env()
         auth_from(settings.rag_auth)
-        check_exposure(settings.gradio_server_name, settings)  # before the slow start
+        workspace = Workspace(settings.database_url)
+        logins = workspace.accounts.exist()
+        workspace.close()
+        check_exposure(settings.gradio_server_name, settings, logins)  # before the slow start
         demo = create_demo(settings)
-    except ConfigError as exc:
+    except RagError as exc:
         raise SystemExit(f"error: {exc}") from None
     launch(demo)

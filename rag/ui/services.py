@@ -1,4 +1,5 @@
-"""The app's services: one knowledge base and its answering pipeline, opened on first use."""
+"""The app's services: one knowledge base and its answering pipeline, opened on first use;
+the workspace (accounts, conversations, feedback) and who may do what."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from rag.choices import Role
 from rag.errors import ConfigError, LLMError, LoaderError, RagError
 from rag.ingest import IngestResult, Progress
 from rag.kb import KnowledgeBase
@@ -20,6 +22,7 @@ from rag.redact import redact
 from rag.schema import DocumentInfo
 from rag.ui.tables import llm_card
 from rag.ui.uploads import Upload, resolve
+from rag.workspace import Access, Workspace
 
 log = logging.getLogger(__name__)
 
@@ -30,9 +33,13 @@ CHAT_CONCURRENCY = 8
 class Services:
     """What the app's handlers and API call: ask, search, ingest, list, delete, check."""
 
-    def __init__(self, kb: KnowledgeBase) -> None:
+    def __init__(self, kb: KnowledgeBase, workspace: Workspace,
+                 admin: tuple[str, str] | None = None) -> None:
         self.kb = kb
         self.settings = kb.settings
+        self.kb_name = kb.settings.milvus_collection
+        self.workspace = workspace
+        self.access = Access(workspace.accounts, admin)
         self._lock = threading.Lock()
         self._stops: dict[str, threading.Event] = {}  # the running ingest of each session
 
@@ -64,12 +71,18 @@ class Services:
         """Every document in the knowledge base."""
         return self.pipeline().retriever.store.list_documents()
 
+    def require(self, user: str | None, role: Role) -> None:
+        """Raise AccessDenied unless the signed-in user (None: no login) has the role here."""
+        self.access.require(user, self.kb_name, role)
+
     def ingest(self, files: list[Any], progress: Callable[[Progress], None] | None = None,
-               session: str | None = None) -> list[IngestResult]:
+               session: str | None = None, user: str | None = None) -> list[IngestResult]:
         """Ingest uploaded files, one result per item in order: Gradio FileData, data URLs or
         upload URLs (rag.ui.uploads), each named by its original file name. An item that is
         not an uploaded file, or a file of another type, fails alone. A run of a `session`
-        can be stopped at its next document boundary by stop_ingest(session)."""
+        can be stopped at its next document boundary by stop_ingest(session). Needs the
+        editor role."""
+        self.require(user, Role.EDITOR)
         stop = threading.Event()
         if session is not None:
             self._stops[session] = stop
@@ -101,8 +114,9 @@ class Services:
             done = iter(self.kb.ingestor.ingest_files(uploads, progress, stop=stop))
             return [next(done) if isinstance(u, Upload) else u for u in items]
 
-    def delete(self, names: list[str]) -> list[DocumentInfo]:
-        """Delete documents by name."""
+    def delete(self, names: list[str], user: str | None = None) -> list[DocumentInfo]:
+        """Delete documents by name (the editor role)."""
+        self.require(user, Role.EDITOR)
         store = self.pipeline().retriever.store
         deleted = [store.delete_document(name) for name in names]
         store.flush()

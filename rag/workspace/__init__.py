@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from functools import cached_property
 
 from rag.workspace.access import Access
@@ -10,6 +11,7 @@ from rag.workspace.conversations import ConversationInfo, Conversations, SavedRe
 from rag.workspace.db import Database
 from rag.workspace.feedback import FeedbackItem, FeedbackLog, as_question
 from rag.workspace.records import answer_from_record, answer_record
+from rag.workspace.tables import AppKey
 
 __all__ = ["Access", "Account", "Accounts", "ConversationInfo", "Conversations", "Database",
            "FeedbackItem", "FeedbackLog", "SavedReply", "Workspace", "answer_from_record",
@@ -36,6 +38,17 @@ class Workspace:
     def feedback(self) -> FeedbackLog:
         """Ratings of replies."""
         return FeedbackLog(self.db)
+
+    def key(self, name: str) -> str:
+        """A random secret made on first use and kept in the database (the same for every
+        process and restart), e.g. the key that encrypts the browser-side state."""
+        with self.db.session() as s:
+            row = s.get(AppKey, name)
+            if row is None:
+                row = AppKey(name=name, value=secrets.token_urlsafe(32))
+                s.add(row)
+            value = row.value
+        return value
 
     def close(self) -> None:
         """Close the database's connections."""

@@ -8,11 +8,13 @@ The RAG_AUTH account is an admin of every knowledge base and is not stored.
 from __future__ import annotations
 
 import hmac
+import secrets
 
 from rag.choices import Role
 from rag.errors import AccessDenied, ConfigError
 from rag.workspace.accounts import Accounts
 
+SERVICE_NAME = "rag-internal-service"  # the app's own loopback client (Gradio's MCP server)
 ACTIONS = {Role.VIEWER: "asking and searching", Role.EDITOR: "adding and deleting documents",
            Role.ADMIN: "managing accounts and knowledge bases"}
 
@@ -24,9 +26,14 @@ class Access:
         self.accounts = accounts
         self.admin = admin
         self.logins = admin is not None or accounts.exist()
+        # The login of the app's own loopback client, known only to this process: Gradio's
+        # MCP server calls the tools through it, after rag.ui.mcp_login checked the caller.
+        self.service = (SERVICE_NAME, secrets.token_urlsafe(32))
 
     def login(self, name: str, password: str) -> bool:
         """Whether the name and password are an account's (Gradio's auth callable)."""
+        if name == self.service[0]:
+            return hmac.compare_digest(password.encode(), self.service[1].encode())
         if self.admin is not None and name == self.admin[0]:
             return hmac.compare_digest(password.encode(), self.admin[1].encode())
         return self.accounts.verify(name, password)
@@ -37,7 +44,7 @@ class Access:
             return Role.ADMIN
         if not name:
             return None
-        if self.admin is not None and name == self.admin[0]:
+        if name == self.service[0] or (self.admin is not None and name == self.admin[0]):
             return Role.ADMIN
         try:
             return self.accounts.get(name).role_in(kb)
@@ -62,4 +69,5 @@ class Access:
             return f"user:{name}"
         if browser:
             return f"browser:{browser}"
-        raise ConfigError("No account and no browser id: conversations cannot be saved.")
+        raise ConfigError("The page is still starting (it has no browser id yet): ask again "
+                          "in a moment.")

@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from rag.errors import ConfigError
 from rag.evaluation.metrics import letters_and_digits
@@ -68,10 +69,14 @@ class FeedbackLog:
     def set_note(self, feedback_id: int, note: str) -> None:
         """Add or replace the note of a rating (the web app asks for it after a thumbs-down)."""
         with self.db.session() as s:
-            row = s.get(Feedback, feedback_id)
-            if row is None:
-                raise ConfigError(f"No feedback has the id {feedback_id}.")
-            row.note = note.strip()
+            _row(s, feedback_id).note = note.strip()
+
+    def set_rating(self, feedback_id: int, rating: int) -> None:
+        """Change a rating (a second click on the other thumb)."""
+        if rating not in (1, -1):
+            raise ConfigError("A rating is 1 (thumbs up) or -1 (thumbs down).")
+        with self.db.session() as s:
+            _row(s, feedback_id).rating = rating
 
     def list(self, kb: str | None = None, rating: int | None = None) -> list[FeedbackItem]:
         """Stored feedback, oldest first, optionally of one knowledge base or rating."""
@@ -115,6 +120,13 @@ def _opening(text: str) -> str:
     if len(words) <= EVIDENCE_CHARS:
         return words
     return words[:EVIDENCE_CHARS].rsplit(" ", 1)[0]
+
+
+def _row(session: Session, feedback_id: int) -> Feedback:
+    row = session.get(Feedback, feedback_id)
+    if row is None:
+        raise ConfigError(f"No feedback has the id {feedback_id}.")
+    return row
 
 
 def _item(row: Feedback) -> FeedbackItem:

@@ -29,6 +29,15 @@ class Base(DeclarativeBase):
     type_annotation_map: ClassVar[dict[Any, Any]] = {dict[str, Any]: JSON, list[Any]: JSON}
 
 
+class AppKey(Base):
+    """A value the app makes once and keeps, such as the key of the browser-side state."""
+
+    __tablename__ = "app_keys"
+
+    name: Mapped[str] = mapped_column(String(NAME_LENGTH), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+
+
 class User(Base):
     """An account: a unique name and an Argon2 hash of its password."""
 

@@ -1,4 +1,4 @@
-"""The workspace tables: accounts, grants, conversations, messages, feedback.
+"""The workspace tables: app keys, accounts, grants, conversations, messages, feedback.
 
 Revision ID: 0001
 Revises:
@@ -17,6 +17,10 @@ depends_on = None
 
 def upgrade() -> None:
     """Create the tables."""
+    op.create_table(
+        "app_keys",
+        sa.Column("name", sa.String(200), primary_key=True),
+        sa.Column("value", sa.Text, nullable=False))
     op.create_table(
         "users",
         sa.Column("id", sa.Integer, primary_key=True),
@@ -72,5 +76,5 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     """Drop the tables."""
-    for table in ("feedback", "messages", "conversations", "grants", "users"):
+    for table in ("feedback", "messages", "conversations", "grants", "users", "app_keys"):
         op.drop_table(table)
