@@ -21,6 +21,7 @@ from rich.markup import escape
 
 from rag.choices import Effort, Mode
 from rag.cli_render import err, fit_consoles, out
+from rag.cli_workspace import feedback_app, users_app
 from rag.errors import RagError
 from rag.logs import configure_logging
 from rag.settings import Settings
@@ -30,6 +31,8 @@ if TYPE_CHECKING:
 
 app = typer.Typer(help="gpt-oss-rag: a knowledge base in Milvus, answers from gpt-oss.",
                   no_args_is_help=True, add_completion=False)
+app.add_typer(users_app, name="users")
+app.add_typer(feedback_app, name="feedback")
 
 ModeOption = Annotated[Mode | None, typer.Option(
     case_sensitive=False, help="Retrieval mode (default: RETRIEVAL_MODE).")]

@@ -210,9 +210,12 @@ def test_an_unconfigured_llm_still_gives_sources_and_says_what_to_set(
         running.close()
 
 
-def _chat(client: Client, question: str) -> list[dict[str, Any]]:
-    chatbot, panel, status, textbox = client.predict(question, "low", 3, "hybrid", [], False,
-                                                     api_name="/chat")
+def _chat(client: Client, question: str, browser: str) -> list[dict[str, Any]]:
+    """One question in the client's chat; `browser` is the id its browser would keep (the
+    chat is saved under it)."""
+    result = client.predict(question, "low", 3, "hybrid", [], False, browser,
+                            api_name="/chat")
+    chatbot, panel, status, textbox = result[:4]
     assert status.startswith("✓ answered in")
     assert textbox == ""
     assert PDF_NAME in panel and "cosine" in panel
@@ -227,21 +230,24 @@ def _texts(chatbot: list[dict[str, Any]], role: str) -> list[str]:
 def test_two_clients_have_separate_chats(app: RunningApp, ingested: list,
                                          llm: FakeGptOss) -> None:
     alice, bob = app.client(), app.client()
-    first = _chat(alice, "What is cloud computing?")
+    first = _chat(alice, "What is cloud computing?", "alice-browser")
     assert _texts(first, "user") == ["What is cloud computing?"]
     thinking = [m for m in first if (m.get("metadata") or {}).get("title") == "Thinking"]
     assert thinking and thinking[0]["metadata"]["status"] == "done"
     answer = _texts(first, "assistant")[-1]
     assert "[[1](#src-1)]" in answer  # citations link to the source cards
     llm.reset()
-    bobs = _chat(bob, "What is a private cloud?")
+    bobs = _chat(bob, "What is a private cloud?", "bob-browser")
     assert _texts(bobs, "user") == ["What is a private cloud?"]
     # Bob's question went out alone: no rewrite, no history from Alice's chat
     assert len(llm.requests) == 1 and llm.requests[0]["stream"]
     assert [m["role"] for m in llm.requests[0]["messages"]] == ["system", "user"]
-    second = _chat(alice, "And its deployment models?")
+    second = _chat(alice, "And its deployment models?", "alice-browser")
     assert _texts(second, "user") == ["What is cloud computing?", "And its deployment models?"]
     assert any(not r.get("stream") for r in llm.requests)  # Alice's follow-up was rewritten
+    saved = app.workspace.conversations
+    assert [c.replies for c in saved.list("browser:alice-browser")] == [2]
+    assert [c.title for c in saved.list("browser:bob-browser")] == ["What is a private cloud?"]
 
 
 def test_sources_panel_puts_the_cited_sources_first_and_folds_the_others() -> None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 
+from rag.matching import letters_and_digits  # noqa: F401  (evaluation's evidence match)
+
 
 def ndcg_at(ranked: list[str], relevant: dict[str, int], k: int) -> float:
     """nDCG@k with graded relevance (BEIR / pytrec_eval convention: linear gain)."""
@@ -19,6 +21,3 @@ def recall_at(ranked: list[str], relevant: dict[str, int], k: int) -> float:
     return len(wanted & set(ranked[:k])) / len(wanted) if wanted else 0.0
 
 
-def letters_and_digits(text: str) -> str:
-    """The text case-folded with everything but letters and digits dropped (any script)."""
-    return "".join(ch for ch in text.casefold() if ch.isalnum())

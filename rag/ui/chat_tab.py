@@ -45,6 +45,7 @@ class Chat:
                              doc_ids=list(doc_ids or []) or None, agent=bool(agent))
         asked = len(session.replies)
         saved: Updates | None = None
+        shown: Updates = {}
         try:
             for update in chat_stream(self.services, text, session, options):
                 shown: Updates = {c.chatbot: update.messages, c.status: update.status,
@@ -56,8 +57,8 @@ class Chat:
         finally:  # a stopped answer is saved too, as far as it came
             if len(session.replies) > asked:
                 saved = self._save(session, owner)
-        if saved:
-            yield saved
+        if saved:  # the last update again, whole, with the saved conversation listed
+            yield {**shown, **saved}
 
     def _replace_last(self, session: ChatSession, owner: str, text: str) -> None:
         """Edit or regenerate: the last reply goes, in the chat and in its conversation."""
@@ -155,7 +156,7 @@ class Chat:
         c.edit_btn.click(self.edit_last, [w.session], [c.question, w.session, c.status],
                          **private)
         c.retry_btn.click(self.edit_last, [w.session], [c.question, w.session, c.status],
-                          **private).then(self.ask, inputs, outputs,
+                          **private).then(self.ask, inputs, outputs, api_name="regenerate",
                                           concurrency_limit=CHAT_CONCURRENCY,
                                           concurrency_id="chat", show_progress="hidden",
                                           **private)

@@ -61,7 +61,8 @@ class Accounts:
 
     def add(self, name: str, password: str, role: Role, kb: str = ALL_KBS) -> Account:
         """Create an account with one grant; ConfigError if the name is taken."""
-        name, hashed = check_name(name), self.hasher.hash(check_password(password))
+        name, kb = check_name(name), _kb(kb)
+        hashed = self.hasher.hash(check_password(password))
         with self.db.session() as s:
             if s.scalar(select(User.id).where(User.name == name)) is not None:
                 raise ConfigError(f"An account named {name!r} already exists.")
@@ -98,7 +99,7 @@ class Accounts:
 
     def grant(self, name: str, role: Role, kb: str = ALL_KBS) -> Account:
         """Give an account a role in a knowledge base (replacing its role there)."""
-        role = Role.from_str(role)
+        role, kb = Role.from_str(role), _kb(kb)
         with self.db.session() as s:
             user = self._user(s, name)
             held = next((g for g in user.grants if g.kb == kb), None)
@@ -123,6 +124,10 @@ class Accounts:
         if user is None:
             raise ConfigError(f"No account is named {name!r}.")
         return user
+
+
+def _kb(kb: str) -> str:
+    return kb if kb == ALL_KBS else check_name(kb, "A knowledge-base name")
 
 
 def _account(user: User) -> Account:

@@ -17,7 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from rag.errors import ConfigError
-from rag.evaluation.metrics import letters_and_digits
+from rag.matching import letters_and_digits
 from rag.prompting import cited_numbers
 from rag.workspace.db import Database
 from rag.workspace.tables import Feedback
