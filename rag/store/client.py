@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -44,6 +46,9 @@ __all__ = ["DataType", "Function", "FunctionType", "MilvusClient", "connect", "i
 log = logging.getLogger(__name__)
 
 QUERY_WINDOW = 16_384  # Milvus caps offset + limit of one query here
+# Open clients of each Milvus Lite file (knowledge bases share one file's server)
+_LITE_CLIENTS: Counter[str] = Counter()
+_LITE_LOCK = threading.Lock()
 _LITE_START_LOGGER = "milvus_lite.server_manager"
 _ONE_PROCESS = ("A Milvus Lite file can be used by one process at a time; stop the other "
                 "process, or run `milvus-lite server --host 127.0.0.1 --port 19530 --data-dir "
@@ -105,7 +110,9 @@ def _demoted(logger_name: str) -> Iterator[_Demoted]:
 
 
 def connect(uri: str, token: str = "") -> MilvusClient:
-    """A client of the Milvus at `uri` (a Lite file is created, with its folder, if missing)."""
+    """A client of the Milvus at `uri` (a Lite file is created, with its folder, if missing).
+    Clients of one Lite file share its in-process server, which runs until the last of them
+    is released."""
     if not is_lite(uri):
         try:
             return MilvusClient(uri=uri, token=token) if token else MilvusClient(uri=uri)
@@ -117,7 +124,7 @@ def connect(uri: str, token: str = "") -> MilvusClient:
     # file is a DataDirLockedError); our error says it once, the traceback is for debugging.
     with _demoted(_LITE_START_LOGGER) as start:
         try:
-            return MilvusClient(uri=uri, token=token) if token else MilvusClient(uri=uri)
+            client = MilvusClient(uri=uri, token=token) if token else MilvusClient(uri=uri)
         except MilvusException as exc:
             failure = start.failure
             if isinstance(failure, DataDirLockedError):
@@ -127,15 +134,30 @@ def connect(uri: str, token: str = "") -> MilvusClient:
             else:
                 reason = f"{exc.message}. {_ONE_PROCESS}"
             raise StoreError(f"Cannot open the Milvus Lite database {uri}: {reason}") from exc
+    with _LITE_LOCK:
+        _LITE_CLIENTS[_lite_key(uri)] += 1
+    return client
 
 
 def release(client: MilvusClient, uri: str) -> None:
     """Close the client, and for Milvus Lite stop its server (releasing the file lock)."""
     client.close()
-    if is_lite(uri):
+    if not is_lite(uri):
+        return
+    key = _lite_key(uri)
+    with _LITE_LOCK:
+        _LITE_CLIENTS[key] -= 1
+        last = _LITE_CLIENTS[key] <= 0
+        if last:
+            del _LITE_CLIENTS[key]
+    if last:
         from milvus_lite.server_manager import server_manager_instance
 
         server_manager_instance.release_server(uri)
+
+
+def _lite_key(uri: str) -> str:
+    return str(Path(uri).expanduser().resolve())
 
 
 def query_all(client: MilvusClient, collection: str, expr: str, fields: list[str],

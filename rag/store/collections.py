@@ -64,6 +64,15 @@ class Collections:
         self._pool.shutdown(wait=True)
         release(self._client, self.uri)
 
+    def drop(self) -> None:
+        """Delete both collections with everything in them (a knowledge base is deleted)."""
+        with milvus("drop the collections"):
+            for name in (self.chunks, self.documents):
+                if self._client.has_collection(name):
+                    self._client.drop_collection(name)
+        if self._pending is not None:
+            self._pending.forget()
+
     def flush(self) -> None:
         """Seal written data so searches over it are fast."""
         with milvus("flush"):

@@ -8,6 +8,7 @@ from rag.kb import KnowledgeBase
 from rag.ui.api import register_api
 from rag.ui.chat_tab import Chat
 from rag.ui.history import ChatHistory
+from rag.ui.kb_panel import KBPanel
 from rag.ui.layout import build_layout
 from rag.ui.library import Library
 from rag.ui.services import Services
@@ -29,9 +30,14 @@ def build_app(kb: KnowledgeBase, workspace: Workspace,
         widgets.side.recheck.click(services.check_llm, None, widgets.side.llm_status,
                                    api_visibility="private", concurrency_id="status",
                                    concurrency_limit=4)
-        listed = Library(services, widgets).wire(demo)
+        kb_loaded, kb_changed, kb_renamed = KBPanel(services, widgets).wire(demo)
+        library = Library(services, widgets)
         history = ChatHistory(services, widgets)
-        history.wire(demo, listed)
+        for event in history.wire(library.wire(kb_loaded)):
+            library.refresh_after(event)  # a conversation of another knowledge base opened
+        for event in kb_changed:  # another knowledge base picked: a new chat on it
+            library.refresh_after(history.new_after(event))
+        library.refresh_after(kb_renamed)
         Chat(services, widgets, history).wire()
         register_api(services)
     demo.queue(default_concurrency_limit=4)

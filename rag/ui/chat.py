@@ -40,6 +40,7 @@ class ChatSession:
     messages: list[dict[str, Any]] = field(default_factory=list)
     replies: list[Reply] = field(default_factory=list)
     conversation: str | None = None  # the saved conversation's id, once it has one
+    kb: str | None = None  # the knowledge base it asks (None: the default)
     editing: bool = False  # the next question replaces the last reply (edit, regenerate)
     noted: int | None = None  # the feedback a note is asked for (after a thumbs-down)
 
@@ -93,7 +94,7 @@ def chat_stream(services: Services, text: str, session: ChatSession,
 
     yield show(panel=True)
     try:
-        events = services.pipeline().ask(question, list(session.turns), options)
+        events = services.pipeline(session.kb).ask(question, list(session.turns), options)
         for event in answer.follow(events):
             yield show(panel=not isinstance(event, _TEXT_EVENTS))
     except RagError as exc:

@@ -29,13 +29,15 @@ class Chat:
         self.history = history
 
     def ask(self, text: str, session: ChatSession, effort: str, k: float, mode: str,
-            doc_ids: list[str] | None, agent: bool, browser: str | None,
+            doc_ids: list[str] | None, agent: bool, browser: str | None, kb: str | None,
             request: gr.Request) -> Iterator[Updates]:
         """Stream one answer into the chat, the sources panel and the status line; save it
         with its conversation when it ends (also when stopped)."""
         c = self.w.chat
+        if not session.replies:  # a chat asks the knowledge base picked when it began
+            session.kb = kb or None
         try:
-            self.services.require(getattr(request, "username", None), Role.VIEWER)
+            self.services.require(getattr(request, "username", None), Role.VIEWER, session.kb)
             owner = self.history.owner(request, browser)
             self._replace_last(session, owner, text)
         except RagError as exc:
@@ -108,7 +110,8 @@ class Chat:
         try:
             if reply.feedback is None:
                 reply.feedback = log.record(
-                    owner=self.history.owner(request, browser), kb=self.services.kb_name,
+                    owner=self.history.owner(request, browser),
+                    kb=self.services.kb_label(session.kb),
                     rating=1 if liked else -1, note="", answer=answer_record(reply.answer),
                     settings=reply.settings, conversation_id=session.conversation,
                     position=reply.position)
@@ -140,7 +143,7 @@ class Chat:
         c, side, w, private = self.w.chat, self.w.side, self.w, {"api_visibility": "private"}
         h = side.history
         inputs = [c.question, w.session, side.effort, side.top_k, side.mode, side.doc_filter,
-                  side.agent, h.browser]
+                  side.agent, h.browser, side.kbs.picker]
         outputs = [c.chatbot, c.sources, c.status, w.session, c.question, c.note_row,
                    h.listing, h.title, h.export_btn]
         asked = gr.on([c.question.submit, c.ask_btn.click], self.ask, inputs, outputs,

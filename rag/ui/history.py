@@ -28,9 +28,9 @@ Updates = dict[Any, Any]
 _UNSAFE_FILE_CHARS = re.compile(r"[^\w\- ]+")
 
 
-def restore(conversation: str, replies: list[SavedReply]) -> ChatSession:
+def restore(conversation: str, kb: str, replies: list[SavedReply]) -> ChatSession:
     """A chat session showing a saved conversation's replies as they were answered."""
-    session = ChatSession(conversation=conversation)
+    session = ChatSession(conversation=conversation, kb=kb)
     for saved in replies:
         answer = answer_from_record(saved.answer)
         reply = Reply(answer, first=len(session.messages), settings=dict(saved.settings),
@@ -93,14 +93,22 @@ class ChatHistory:
             return {self.h.status: f"{WARN} {exc}"}
 
     def _show(self, owner: str, info: ConversationInfo) -> Updates:
-        session = restore(info.id, self.store.replies(owner, info.id))
+        session = restore(info.id, info.kb, self.store.replies(owner, info.id))
         last = session.replies[-1].answer if session.replies else None
         c = self.w.chat
         return {self.w.session: session, c.chatbot: session.messages,
                 c.sources: sources_html(last), c.status: status_text(last) if last else "",
                 self.h.title: info.title, self.h.status: "",
                 self.h.export_btn: self._export_file(owner, info),
-                c.note_row: gr.Row(visible=False)}
+                c.note_row: gr.Row(visible=False), self.w.side.kbs.picker: info.kb}
+
+    def new_after(self, event: gr.events.Dependency) -> gr.events.Dependency:
+        """Start an empty chat after an event (another knowledge base was picked)."""
+        h, w = self.h, self.w
+        return event.then(self.new, None, [w.session, w.chat.chatbot, w.chat.sources,
+                                           w.chat.status, h.title, h.status, h.export_btn,
+                                           w.chat.note_row, h.listing],
+                          api_visibility="private", show_progress="hidden")
 
     def new(self) -> Updates:
         """An empty chat; it is saved (and listed) with its first reply."""
@@ -141,7 +149,8 @@ class ChatHistory:
         """Save a reply that has ended (answered, failed or stopped) with its conversation."""
         question, record = reply.answer.question, answer_record(reply.answer)
         if session.conversation is None:
-            session.conversation = self.store.create(owner, self.services.kb_name).id
+            session.conversation = self.store.create(
+                owner, self.services.kb_label(session.kb)).id
         reply.position = self.store.add_reply(owner, session.conversation, question, record,
                                               reply.settings)
         info = self.store.get(owner, session.conversation)
@@ -158,18 +167,20 @@ class ChatHistory:
                         encoding="utf-8")
         return str(path)
 
-    def wire(self, demo: gr.Blocks, listed: gr.events.Dependency) -> None:
+    def wire(self, listed: gr.events.Dependency) -> list[gr.events.Dependency]:
         """Connect the handlers (inside the gr.Blocks context); the conversation opens after
-        the page's document listing (`listed`), which sets the chat's placeholder."""
+        the page's document listing (`listed`), which sets the chat's placeholder. Returns
+        the events that may pick another knowledge base (opening a conversation of one)."""
         h, w, private = self.h, self.w, {"api_visibility": "private"}
         shown = [w.session, w.chat.chatbot, w.chat.sources, w.chat.status, h.title, h.status,
-                 h.export_btn, w.chat.note_row]
-        listed.then(self.on_load, [h.browser], [h.browser, h.listing, *shown],
-                    show_progress="hidden", **private)
-        h.listing.input(self.open, [h.listing, h.browser], shown, **private)
+                 h.export_btn, w.chat.note_row, w.side.kbs.picker]
+        loaded = listed.then(self.on_load, [h.browser], [h.browser, h.listing, *shown],
+                             show_progress="hidden", **private)
+        opened = h.listing.input(self.open, [h.listing, h.browser], shown, **private)
         h.new_btn.click(self.new, None, [*shown, h.listing], **private)
         h.rename_btn.click(self.rename, [h.title, w.session, h.browser],
                            [h.listing, h.title, h.status, h.export_btn], **private)
         h.title.submit(self.rename, [h.title, w.session, h.browser],
                        [h.listing, h.title, h.status, h.export_btn], **private)
         h.delete_btn.click(self.delete, [w.session, h.browser], [*shown, h.listing], **private)
+        return [loaded, opened]

@@ -35,9 +35,26 @@ class History:
 
 
 @dataclass
-class Sidebar:
-    """The saved conversations, the LLM status and the answer settings."""
+class KBTools:
+    """The knowledge-base picker and, for admins, create, rename and delete."""
 
+    picker: gr.Dropdown
+    tools: gr.Accordion
+    name: gr.Textbox
+    create_btn: gr.Button
+    rename_btn: gr.Button
+    delete_btn: gr.Button
+    confirm_row: gr.Row
+    confirm_btn: gr.Button
+    cancel_btn: gr.Button
+    status: gr.Markdown
+
+
+@dataclass
+class Sidebar:
+    """The knowledge base, the saved conversations, the LLM status and the answer settings."""
+
+    kbs: KBTools
     history: History
 
     llm_status: gr.HTML
@@ -116,6 +133,7 @@ def _sidebar(s: Settings, browser_key: str) -> Sidebar:
     # Open beside the page on a wide screen; static/app.js closes it on a phone, where it
     # would cover the page. style.css paints the same 320 px down a long page.
     with gr.Sidebar(label="Settings", open=True, width=320):
+        kbs = _kb_tools()
         history = _history(browser_key)
         gr.Markdown("#### Language model")
         llm_status = gr.HTML(llm_card("", "", "wait", "Checking the LLM endpoint…", ""),
@@ -133,7 +151,28 @@ def _sidebar(s: Settings, browser_key: str) -> Sidebar:
                                  info="Empty: all documents.")
         agent = gr.Checkbox(value=False, label="Agentic search",
                             info="The model runs its own searches before answering.")
-    return Sidebar(history, llm_status, recheck, effort, top_k, mode, doc_filter, agent)
+    return Sidebar(kbs, history, llm_status, recheck, effort, top_k, mode, doc_filter, agent)
+
+
+def _kb_tools() -> KBTools:
+    picker = gr.Dropdown(choices=[], value=None, label="Knowledge base", elem_id="rag-kb",
+                         info="Chat, search and uploads use this one.")
+    with gr.Accordion("Manage knowledge bases", open=False, visible=False,
+                      elem_id="rag-kb-tools") as tools:
+        name = gr.Textbox(show_label=False, placeholder="Name (new, or the new name)",
+                          max_lines=1, container=False, elem_id="rag-kb-name")
+        with gr.Row():
+            create_btn = gr.Button("Create", size="sm", variant="secondary", min_width=70)
+            rename_btn = gr.Button("Rename", size="sm", variant="secondary", min_width=70)
+            delete_btn = gr.Button("Delete", size="sm", variant="stop", min_width=70,
+                                   elem_id="rag-kb-delete")
+        with gr.Row(visible=False, elem_id="rag-kb-confirm") as confirm_row:
+            confirm_btn = gr.Button("Delete it and its documents", size="sm", variant="stop",
+                                    elem_id="rag-kb-confirm-delete")
+            cancel_btn = gr.Button("Cancel", size="sm", variant="secondary", min_width=70)
+    status = gr.Markdown("", elem_classes="rag-status", elem_id="rag-kb-status")
+    return KBTools(picker, tools, name, create_btn, rename_btn, delete_btn, confirm_row,
+                   confirm_btn, cancel_btn, status)
 
 
 def _history(browser_key: str) -> History:

@@ -55,37 +55,44 @@ class Library:
         self.listing_outputs = [up.docs_table, widgets.side.doc_filter, up.delete_select,
                                 widgets.header, widgets.chat.chatbot]
 
-    def listing(self, selected: list[str] | None, deleting: list[str] | None,
+    def listing(self, kb: str | None, selected: list[str] | None, deleting: list[str] | None,
                 docs: list[DocumentInfo] | None = None) -> Updates:
         """The document list, both document pickers, the header's counts and the chat's
-        placeholder, as the knowledge base is now (or as `docs` says)."""
-        docs = self.services.documents() if docs is None else docs
+        placeholder, as the knowledge base `kb` is now (or as `docs` says)."""
+        docs = self.services.documents(kb) if docs is None else docs
         names = [d.source for d in docs]
         return {self.w.upload.docs_table: docs_table(docs),
                 self.w.side.doc_filter: _kept(names, selected),
                 self.w.upload.delete_select: _kept(names, deleting),
-                self.w.header: header_html(len(docs), sum(d.chunks for d in docs)),
+                self.w.header: header_html(len(docs), sum(d.chunks for d in docs),
+                                           self._label(kb)),
                 self.w.chat.chatbot: gr.Chatbot(placeholder=chat_placeholder(len(docs)))}
 
-    def on_load(self, selected: list[str] | None, deleting: list[str] | None) -> Updates:
+    def _label(self, kb: str | None) -> str:
+        """The knowledge base's name in the header, once there are several."""
+        return self.services.kb_label(kb) if len(self.services.kbs.list()) > 1 else ""
+
+    def on_load(self, kb: str | None, selected: list[str] | None,
+                deleting: list[str] | None) -> Updates:
         """A new page: the listing, and the Upload tab first while the knowledge base is empty."""
         try:
-            docs = self.services.documents()
+            docs = self.services.documents(kb)
         except RagError as exc:
             return {self.w.upload.upload_status: f"{WARN} {exc}",
                     self.w.chat.status: f"{WARN} {exc}"}
-        return {**self.listing(selected, deleting, docs),
+        return {**self.listing(kb, selected, deleting, docs),
                 self.w.tabs: gr.Tabs(selected="chat" if docs else "upload")}
 
-    def refresh(self, selected: list[str] | None, deleting: list[str] | None) -> Updates:
+    def refresh(self, kb: str | None, selected: list[str] | None,
+                deleting: list[str] | None) -> Updates:
         """The listing again (another process may have changed the knowledge base)."""
         try:
-            return {**self.listing(selected, deleting), self.w.upload.delete_status: ""}
+            return {**self.listing(kb, selected, deleting), self.w.upload.delete_status: ""}
         except RagError as exc:
             return {self.w.upload.delete_status: f"{WARN} {exc}"}
 
-    def upload(self, uploaded: list[dict[str, Any]] | None, selected: list[str] | None,
-               deleting: list[str] | None, request: gr.Request,
+    def upload(self, uploaded: list[dict[str, Any]] | None, kb: str | None,
+               selected: list[str] | None, deleting: list[str] | None, request: gr.Request,
                progress: gr.Progress = gr.Progress()) -> Updates:  # noqa: B008
         """Ingest dropped files; the results table, a summary and the new listing. The Stop
         button ends the run after the current file (stop_upload)."""
@@ -97,14 +104,14 @@ class Library:
         try:
             done = self.services.ingest(uploaded, ingest_progress(progress),
                                         session=request.session_hash,
-                                        user=request.username or None)
+                                        user=request.username or None, kb=kb)
         except RagError as exc:
             return {up.upload_status: f"{WARN} {exc}"}
         updates: Updates = {up.results: results_table(done), up.files: None,
                             up.upload_status: results_summary(done,
                                                               time.perf_counter() - started)}
         try:
-            updates.update(self.listing(selected, deleting))
+            updates.update(self.listing(kb, selected, deleting))
         except RagError as exc:
             updates[up.upload_status] = f"{WARN} {exc}"
         return updates
@@ -115,14 +122,14 @@ class Library:
         return {self.w.upload.upload_status: "Stopping after the current file …" if stopping
                 else "Nothing is being added."}
 
-    def ask_delete(self, names: list[str] | None) -> Updates:
+    def ask_delete(self, names: list[str] | None, kb: str | None) -> Updates:
         """Show what would be deleted, with Delete and Cancel, beside the delete button."""
         up = self.w.upload
         if not names:
             return {up.confirm_row: gr.Row(visible=False),
                     up.delete_status: "Select documents to delete first."}
         try:
-            docs = {d.source: d for d in self.services.documents()}
+            docs = {d.source: d for d in self.services.documents(kb)}
         except RagError as exc:
             return {up.delete_status: f"{WARN} {exc}"}
         chosen = [docs[n] for n in names if n in docs]
@@ -131,7 +138,7 @@ class Library:
         return {up.confirm_text: delete_question(chosen), up.confirm_row: gr.Row(visible=True),
                 up.delete_status: ""}
 
-    def delete(self, names: list[str] | None, selected: list[str] | None,
+    def delete(self, names: list[str] | None, kb: str | None, selected: list[str] | None,
                request: gr.Request) -> Updates:
         """Delete the confirmed documents; the message says what was deleted."""
         up = self.w.upload
@@ -139,8 +146,8 @@ class Library:
         if not names:
             return {**hide, up.delete_status: "Select documents to delete first."}
         try:
-            deleted = self.services.delete(list(names), user=request.username or None)
-            listed = self.listing(selected, [])
+            deleted = self.services.delete(list(names), user=request.username or None, kb=kb)
+            listed = self.listing(kb, selected, [])
         except RagError as exc:
             return {**hide, up.delete_status: f"{WARN} {exc}"}
         return {**listed, **hide, up.delete_status: deleted_note(deleted)}
@@ -159,24 +166,34 @@ class Library:
         current = list(deleting or [])
         return current if name in current else [*current, name]
 
-    def wire(self, demo: gr.Blocks) -> gr.events.Dependency:
-        """Connect the handlers to the page's events (inside the gr.Blocks context); returns
-        the page load's event, for handlers that must run after it."""
+    def refresh_after(self, event: gr.events.Dependency) -> None:
+        """List the picked knowledge base's documents after an event that changed it."""
+        w = self.w
+        event.then(self.refresh, [w.side.kbs.picker, w.side.doc_filter, w.upload.delete_select],
+                   [*self.listing_outputs, w.upload.delete_status], api_visibility="private",
+                   show_progress="hidden")
+
+    def wire(self, after: gr.events.Dependency) -> gr.events.Dependency:
+        """Connect the handlers to the page's events (inside the gr.Blocks context); the page's
+        listing runs after `after` (the knowledge-base picker's load). Returns the listing's
+        event, for handlers that must run after it."""
         w, up, private = self.w, self.w.upload, {"api_visibility": "private"}
         pickers = [w.side.doc_filter, up.delete_select]
-        loaded = demo.load(self.on_load, pickers, [*self.listing_outputs, w.tabs, up.upload_status,
-                                            w.chat.status], show_progress="hidden", **private)
-        up.files.upload(self.upload, [up.files, *pickers],
+        kb = w.side.kbs.picker
+        loaded = after.then(self.on_load, [kb, *pickers],
+                           [*self.listing_outputs, w.tabs, up.upload_status, w.chat.status],
+                           show_progress="hidden", **private)
+        up.files.upload(self.upload, [up.files, kb, *pickers],
                         [up.results, *self.listing_outputs, up.upload_status, up.files],
                         preprocess=False, concurrency_limit=1, concurrency_id="ingest",
                         show_progress_on=[up.results], **private)
         # not queued: it must run while the upload it stops holds the "ingest" slot
         up.stop_btn.click(self.stop_upload, None, [up.upload_status], queue=False, **private)
-        up.refresh_btn.click(self.refresh, pickers, [*self.listing_outputs, up.delete_status],
-                             **private)
-        up.delete_btn.click(self.ask_delete, [up.delete_select],
+        up.refresh_btn.click(self.refresh, [kb, *pickers],
+                             [*self.listing_outputs, up.delete_status], **private)
+        up.delete_btn.click(self.ask_delete, [up.delete_select, kb],
                             [up.confirm_text, up.confirm_row, up.delete_status], **private)
-        up.confirm_btn.click(self.delete, [up.delete_select, w.side.doc_filter],
+        up.confirm_btn.click(self.delete, [up.delete_select, kb, w.side.doc_filter],
                              [*self.listing_outputs, up.confirm_row, up.delete_status],
                              concurrency_limit=1, concurrency_id="ingest", **private)
         up.cancel_btn.click(self.cancel_delete, None, [up.confirm_row, up.delete_status],

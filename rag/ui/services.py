@@ -16,6 +16,7 @@ from rag.choices import Role
 from rag.errors import ConfigError, LLMError, LoaderError, RagError
 from rag.ingest import IngestResult, Progress
 from rag.kb import KnowledgeBase
+from rag.kb_set import KnowledgeBaseSet
 from rag.llm import LLMClient, LLMConfig, ModelNotFound
 from rag.pipeline import AnswerPipeline
 from rag.redact import redact
@@ -23,6 +24,7 @@ from rag.schema import DocumentInfo
 from rag.ui.tables import llm_card
 from rag.ui.uploads import Upload, resolve
 from rag.workspace import Access, Workspace
+from rag.workspace.tables import ALL_KBS
 
 log = logging.getLogger(__name__)
 
@@ -35,22 +37,32 @@ class Services:
 
     def __init__(self, kb: KnowledgeBase, workspace: Workspace,
                  admin: tuple[str, str] | None = None) -> None:
-        self.kb = kb
+        self.kb = kb  # the default knowledge base (MILVUS_COLLECTION)
         self.settings = kb.settings
-        self.kb_name = kb.settings.milvus_collection
         self.workspace = workspace
+        self.kbs = KnowledgeBaseSet(kb.settings, workspace.knowledge_bases(
+            kb.settings.milvus_collection, kb.settings.embedding_model), default=kb)
         self.access = Access(workspace.accounts, admin)
         self._lock = threading.Lock()
         self._stops: dict[str, threading.Event] = {}  # the running ingest of each session
 
-    def pipeline(self) -> AnswerPipeline:
+    @property
+    def kb_name(self) -> str:
+        """The default knowledge base's name."""
+        return self.kbs.default_name
+
+    def kb_label(self, kb: str | None) -> str:
+        """The name of a knowledge base (None: the default); ConfigError if there is none."""
+        return self.kbs.registry.get(kb).name
+
+    def pipeline(self, kb: str | None = None) -> AnswerPipeline:
         """The answering pipeline; the store and model are opened on the first call.
 
         With unusable LLM settings the knowledge base gives a sources-only pipeline, so
         search still works and every answer says what to configure.
         """
         with self._lock:  # sessions start together; the store is opened once
-            return self.kb.pipeline
+            return self.kbs.open(kb).pipeline
 
     def warm_up(self) -> None:
         """Open the store, load the embedding model and a local reranker now, so the first
@@ -67,27 +79,29 @@ class Services:
             return
         log.info("Knowledge base ready in %.1f s", time.perf_counter() - started)
 
-    def documents(self) -> list[DocumentInfo]:
-        """Every document in the knowledge base."""
-        return self.pipeline().retriever.store.list_documents()
+    def documents(self, kb: str | None = None) -> list[DocumentInfo]:
+        """Every document in a knowledge base (None: the default)."""
+        return self.pipeline(kb).retriever.store.list_documents()
 
-    def require(self, user: str | None, role: Role) -> None:
-        """Raise AccessDenied unless the signed-in user (None: no login) has the role here."""
-        self.access.require(user, self.kb_name, role)
+    def require(self, user: str | None, role: Role, kb: str | None = None) -> None:
+        """Raise AccessDenied unless the signed-in user (None: no login) has the role in the
+        knowledge base (None: the default; admin: in every one)."""
+        self.access.require(user, ALL_KBS if role is Role.ADMIN else self.kb_label(kb), role)
 
     def ingest(self, files: list[Any], progress: Callable[[Progress], None] | None = None,
-               session: str | None = None, user: str | None = None) -> list[IngestResult]:
+               session: str | None = None, user: str | None = None,
+               kb: str | None = None) -> list[IngestResult]:
         """Ingest uploaded files, one result per item in order: Gradio FileData, data URLs or
         upload URLs (rag.ui.uploads), each named by its original file name. An item that is
         not an uploaded file, or a file of another type, fails alone. A run of a `session`
         can be stopped at its next document boundary by stop_ingest(session). Needs the
         editor role."""
-        self.require(user, Role.EDITOR)
+        self.require(user, Role.EDITOR, kb)
         stop = threading.Event()
         if session is not None:
             self._stops[session] = stop
         try:
-            return self._ingest(files, progress, stop)
+            return self._ingest(self.kbs.open(kb), files, progress, stop)
         finally:
             if session is not None:
                 self._stops.pop(session, None)
@@ -100,9 +114,11 @@ class Services:
             stop.set()
         return stop is not None
 
-    def _ingest(self, files: list[Any], progress: Callable[[Progress], None] | None,
+    def _ingest(self, target: KnowledgeBase, files: list[Any],
+                progress: Callable[[Progress], None] | None,
                 stop: threading.Event) -> list[IngestResult]:
-        self.pipeline()
+        with self._lock:  # the store is opened once, also when a chat opens it meanwhile
+            target.pipeline  # noqa: B018
         with tempfile.TemporaryDirectory(prefix="rag-upload-") as scratch:
             items: list[Upload | IngestResult] = []
             for item in files:
@@ -111,13 +127,14 @@ class Services:
                 except LoaderError as exc:
                     items.append(IngestResult(exc.source, "failed", reason=exc.reason))
             uploads = [(u.path, u.name) for u in items if isinstance(u, Upload)]
-            done = iter(self.kb.ingestor.ingest_files(uploads, progress, stop=stop))
+            done = iter(target.ingestor.ingest_files(uploads, progress, stop=stop))
             return [next(done) if isinstance(u, Upload) else u for u in items]
 
-    def delete(self, names: list[str], user: str | None = None) -> list[DocumentInfo]:
+    def delete(self, names: list[str], user: str | None = None,
+               kb: str | None = None) -> list[DocumentInfo]:
         """Delete documents by name (the editor role)."""
-        self.require(user, Role.EDITOR)
-        store = self.pipeline().retriever.store
+        self.require(user, Role.EDITOR, kb)
+        store = self.pipeline(kb).retriever.store
         deleted = [store.delete_document(name) for name in names]
         store.flush()
         return deleted

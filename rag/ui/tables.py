@@ -34,11 +34,13 @@ def docs_label(count: int) -> str:
     return f"{count} document{'s' if count != 1 else ''}"
 
 
-def header_html(count: int | None = None, chunks: int | None = None) -> str:
-    """The page header: logo, title, tagline and, once known, the knowledge base's size."""
+def header_html(count: int | None = None, chunks: int | None = None, kb: str = "") -> str:
+    """The page header: logo, title, tagline and, once known, the knowledge base's name and
+    size."""
     stats = ""
     if count is not None:
-        stats = f"<span class='rag-stats'>{docs_label(count)}"
+        where = f"{html.escape(kb)}: " if kb else ""
+        stats = f"<span class='rag-stats'>{where}{docs_label(count)}"
         stats += f" · {chunks} chunks</span>" if chunks is not None else "</span>"
     return (f"<div class='rag-header'><span class='rag-logo'></span><div class='rag-title'>"
             f"<h1>{TITLE}</h1><p>{html.escape(TAGLINE)}</p></div>{stats}</div>")

@@ -10,12 +10,13 @@ from rag.workspace.accounts import Account, Accounts
 from rag.workspace.conversations import ConversationInfo, Conversations, SavedReply
 from rag.workspace.db import Database
 from rag.workspace.feedback import FeedbackItem, FeedbackLog, as_question
+from rag.workspace.kbs import KBInfo, KnowledgeBases
 from rag.workspace.records import answer_from_record, answer_record
 from rag.workspace.tables import AppKey
 
 __all__ = ["Access", "Account", "Accounts", "ConversationInfo", "Conversations", "Database",
-           "FeedbackItem", "FeedbackLog", "SavedReply", "Workspace", "answer_from_record",
-           "answer_record", "as_question"]
+           "FeedbackItem", "FeedbackLog", "KBInfo", "KnowledgeBases", "SavedReply", "Workspace",
+           "answer_from_record", "answer_record", "as_question"]
 
 
 class Workspace:
@@ -38,6 +39,10 @@ class Workspace:
     def feedback(self) -> FeedbackLog:
         """Ratings of replies."""
         return FeedbackLog(self.db)
+
+    def knowledge_bases(self, default: str, embedding_model: str) -> KnowledgeBases:
+        """The list of knowledge bases; `default` (MILVUS_COLLECTION) is listed on first use."""
+        return KnowledgeBases(self.db, default, embedding_model)
 
     def key(self, name: str) -> str:
         """A random secret made on first use and kept in the database (the same for every

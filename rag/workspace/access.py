@@ -13,6 +13,7 @@ import secrets
 from rag.choices import Role
 from rag.errors import AccessDenied, ConfigError
 from rag.workspace.accounts import Accounts
+from rag.workspace.tables import ALL_KBS
 
 SERVICE_NAME = "rag-internal-service"  # the app's own loopback client (Gradio's MCP server)
 ACTIONS = {Role.VIEWER: "asking and searching", Role.EDITOR: "adding and deleting documents",
@@ -51,6 +52,10 @@ class Access:
         except ConfigError:
             return None  # the account was removed while signed in
 
+    def is_admin(self, name: str | None) -> bool:
+        """Whether the name may manage accounts and knowledge bases (an admin of every one)."""
+        return self.role(name, ALL_KBS) is Role.ADMIN
+
     def require(self, name: str | None, kb: str, needed: Role) -> None:
         """Raise AccessDenied unless the name's role in the knowledge base allows `needed`."""
         role = self.role(name, kb)
@@ -59,7 +64,8 @@ class Access:
         if not name:
             raise AccessDenied(f"Sign in first: {ACTIONS[needed]} needs a login.")
         held = f"a {role.value}" if role else "not a member"
-        raise AccessDenied(f"{name} is {held} of the knowledge base {kb!r}; "
+        where = "every knowledge base" if kb == ALL_KBS else f"the knowledge base {kb!r}"
+        raise AccessDenied(f"{name} is {held} of {where}; "
                            f"{ACTIONS[needed]} needs the {needed.value} role (an admin can "
                            f"grant it: rag users grant {name} {needed.value}).")
 

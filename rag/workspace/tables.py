@@ -38,6 +38,17 @@ class AppKey(Base):
     value: Mapped[str] = mapped_column(Text)
 
 
+class KnowledgeBaseRow(Base):
+    """A knowledge base: its name, the Milvus collections' prefix, its embedding model."""
+
+    __tablename__ = "knowledge_bases"
+
+    name: Mapped[str] = mapped_column(String(NAME_LENGTH), primary_key=True)
+    collection: Mapped[str] = mapped_column(String(NAME_LENGTH), unique=True)
+    embedding_model: Mapped[str] = mapped_column(String(NAME_LENGTH))
+    created_at: Mapped[datetime] = mapped_column(default=now)
+
+
 class User(Base):
     """An account: a unique name and an Argon2 hash of its password."""
 

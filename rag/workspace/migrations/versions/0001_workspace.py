@@ -1,4 +1,5 @@
-"""The workspace tables: app keys, accounts, grants, conversations, messages, feedback.
+"""The workspace tables: app keys, knowledge bases, accounts, grants, conversations, messages,
+feedback.
 
 Revision ID: 0001
 Revises:
@@ -21,6 +22,12 @@ def upgrade() -> None:
         "app_keys",
         sa.Column("name", sa.String(200), primary_key=True),
         sa.Column("value", sa.Text, nullable=False))
+    op.create_table(
+        "knowledge_bases",
+        sa.Column("name", sa.String(200), primary_key=True),
+        sa.Column("collection", sa.String(200), nullable=False, unique=True),
+        sa.Column("embedding_model", sa.String(200), nullable=False),
+        sa.Column("created_at", sa.DateTime, nullable=False))
     op.create_table(
         "users",
         sa.Column("id", sa.Integer, primary_key=True),
@@ -76,5 +83,6 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     """Drop the tables."""
-    for table in ("feedback", "messages", "conversations", "grants", "users", "app_keys"):
+    for table in ("feedback", "messages", "conversations", "grants", "users", "knowledge_bases",
+                  "app_keys"):
         op.drop_table(table)
