@@ -74,7 +74,7 @@ def register_api(services: Services) -> None:
 
 
 def _ingest_endpoint(services: Services) -> Callable[..., list[dict]]:
-    def ingest(files: list[FileData], request: gr.Request) -> list[dict]:
+    def ingest(files: list[FileData], request: gr.Request, kb: str = "") -> list[dict]:
         """Add documents (PDF, Markdown, plain text) to the knowledge base.
 
         Each file is stored under its original file name; a file whose content is already in
@@ -89,12 +89,13 @@ def _ingest_endpoint(services: Services) -> Callable[..., list[dict]]:
         Args:
             files: The files to add: uploaded files, or (MCP) data URLs with a name=
                 parameter, or URLs of files uploaded to this app.
+            kb: The knowledge base to add them to; empty: the default one.
 
         Returns:
             Per file: source, status (added/replaced/skipped/failed), pages, chunks, reason.
         """
         try:
-            done = services.ingest(list(files or []), user=_user(request))
+            done = services.ingest(list(files or []), user=_user(request), kb=kb or None)
         except RagError as exc:
             raise _api_error(exc) from exc
         return [r.to_dict() for r in done]
@@ -107,7 +108,7 @@ def _search_endpoint(services: Services) -> Callable[..., list[dict]]:
     default_mode = Mode.from_str(s.retrieval_mode)
 
     def search(request: gr.Request, query: str, k: int = s.top_k, mode: Mode = default_mode,
-               documents: list[str] | None = None) -> list[dict]:
+               documents: list[str] | None = None, kb: str = "") -> list[dict]:
         """Search the knowledge base and return the best-matching passages with their scores.
 
         Args:
@@ -115,6 +116,7 @@ def _search_endpoint(services: Services) -> Callable[..., list[dict]]:
             k: How many passages to return (1-50).
             mode: Ranking: "hybrid" (dense and BM25 fused), "dense" (cosine) or "bm25".
             documents: Document names to search in; empty or omitted searches them all.
+            kb: The knowledge base to search; empty: the default one.
 
         Returns:
             Passages by rank: source, location (page, slide, sheet rows or heading path),
@@ -122,8 +124,8 @@ def _search_endpoint(services: Services) -> Callable[..., list[dict]]:
             (null when no reranker ran).
         """
         try:
-            services.require(_user(request), Role.VIEWER)
-            retriever = services.pipeline().retriever
+            services.require(_user(request), Role.VIEWER, kb or None)
+            retriever = services.pipeline(kb or None).retriever
             hits = retriever.search(query, _k(k), mode=Mode.from_str(mode),
                                     doc_ids=list(documents or []) or None)
         except RagError as exc:
@@ -141,7 +143,8 @@ def _ask_endpoint(services: Services) -> Callable[..., Iterator[tuple[str, Answe
     @_yields(tuple[str, AnswerDict])
     def ask(request: gr.Request, question: str, effort: Effort = default_effort,
             k: int = s.top_k, mode: Mode = default_mode, agent: bool = False,
-            documents: list[str] | None = None) -> Iterator[tuple[str, AnswerDict]]:
+            documents: list[str] | None = None,
+            kb: str = "") -> Iterator[tuple[str, AnswerDict]]:
         """Answer a question from the knowledge base with gpt-oss, citing sources as [n].
 
         Streams the answer as it grows, at most ten updates a second. Each item is (answer so
@@ -156,6 +159,7 @@ def _ask_endpoint(services: Services) -> Callable[..., Iterator[tuple[str, Answe
             mode: Retrieval mode: "hybrid", "dense" or "bm25".
             agent: If true, the model runs its own searches before answering.
             documents: Document names to search in; empty or omitted searches them all.
+            kb: The knowledge base to answer from; empty: the default one.
 
         Returns:
             The answer so far, with [n] citations
@@ -163,7 +167,7 @@ def _ask_endpoint(services: Services) -> Callable[..., Iterator[tuple[str, Answe
             citations and timings.
         """
         try:
-            services.require(_user(request), Role.VIEWER)
+            services.require(_user(request), Role.VIEWER, kb or None)
             options = AskOptions(effort=Effort.from_str(effort), k=_k(k),
                                  mode=Mode.from_str(mode), agent=bool(agent),
                                  doc_ids=list(documents or []) or None)
@@ -172,7 +176,7 @@ def _ask_endpoint(services: Services) -> Callable[..., Iterator[tuple[str, Answe
         answer = Answer(question)
         shown = 0.0  # when the last update went out
         try:
-            for _ in answer.follow(services.pipeline().ask(question, [], options)):
+            for _ in answer.follow(services.pipeline(kb or None).ask(question, [], options)):
                 now = time.monotonic()
                 if now - shown >= UPDATE_SECONDS:
                     shown = now

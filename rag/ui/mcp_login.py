@@ -9,9 +9,9 @@ an account's login (RAG_AUTH's admin or one made by `rag users add`) as HTTP Bas
 (`Authorization: Basic base64(user:password)`, which MCP clients can send as a header), with 401
 and a `WWW-Authenticate` challenge (a browser asks for the login). Gradio's session cookie is
 not accepted here: it is Gradio's internal token, and MCP clients do not log in through the web
-form. A tool call (JSON-RPC `tools/call`) is also checked against the caller's role: `ingest`
-needs the editor role, the others the viewer role; a refused call gets a JSON-RPC error saying
-which role it needs.
+form. A tool call (JSON-RPC `tools/call`) is also checked against the caller's role in the
+knowledge base it names (its `kb` argument): `ingest` needs the editor role, the others the
+viewer role; a refused call is answered as a failed tool call saying which role it needs.
 
 Gradio runs a queued tool call through a loopback `gradio_client.Client` of the app, made
 without any login, so behind a login every tool call failed ("credentials were not
@@ -36,8 +36,8 @@ from starlette.responses import PlainTextResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from rag.choices import Role
-from rag.errors import AccessDenied
-from rag.workspace import Access
+from rag.errors import RagError
+from rag.workspace import Access, KnowledgeBases
 
 log = logging.getLogger(__name__)
 
@@ -47,12 +47,12 @@ REFUSED = ("The MCP server needs a login of this app: send it as HTTP Basic, "
 EDITOR_TOOLS = frozenset({"ingest"})  # tools that change the knowledge base
 
 
-def mcp_launch_options(access: Access, kb: str, mcp: bool) -> dict[str, Any]:
+def mcp_launch_options(access: Access, kbs: KnowledgeBases, mcp: bool) -> dict[str, Any]:
     """What `demo.launch` needs so that MCP is behind the login: nothing without logins or
     without MCP, else the middleware in `app_kwargs`."""
     if not access.logins or not mcp:
         return {}
-    return {"app_kwargs": {"middleware": [Middleware(McpLogin, access=access, kb=kb)]}}
+    return {"app_kwargs": {"middleware": [Middleware(McpLogin, access=access, kbs=kbs)]}}
 
 
 def is_mcp_path(path: str) -> bool:
@@ -76,10 +76,10 @@ def basic_credentials(header: str) -> tuple[str, str] | None:
 class McpLogin:
     """Refuses MCP requests that lack the login; primes Gradio's loopback client once."""
 
-    def __init__(self, app: ASGIApp, access: Access, kb: str) -> None:
+    def __init__(self, app: ASGIApp, access: Access, kbs: KnowledgeBases) -> None:
         self.app = app
         self.access = access
-        self.kb = kb
+        self.kbs = kbs
         self.credentials = access.service
         self._primed = False
         self._lock = anyio.Lock()
@@ -116,7 +116,7 @@ class McpLogin:
         return given[0]
 
     def _refusal(self, user: str, body: bytes) -> PlainTextResponse | None:
-        """A JSON-RPC error for a tool call the user's role does not allow, else None."""
+        """The answer to a tool call the user's role does not allow, else None."""
         try:
             calls = json.loads(body) if body else []
         except (json.JSONDecodeError, UnicodeDecodeError):
@@ -124,15 +124,17 @@ class McpLogin:
         for call in calls if isinstance(calls, list) else [calls]:
             if not isinstance(call, dict) or call.get("method") != "tools/call":
                 continue
-            tool = str((call.get("params") or {}).get("name", ""))
+            params = call.get("params") or {}
+            tool = str(params.get("name", ""))
             needed = Role.EDITOR if tool in EDITOR_TOOLS else Role.VIEWER
+            kb = str((params.get("arguments") or {}).get("kb") or "") or None
             try:
-                self.access.require(user, self.kb, needed)
-            except AccessDenied as exc:
-                error = {"jsonrpc": "2.0", "id": call.get("id"),
-                         "error": {"code": -32001, "message": str(exc)}}
-                return PlainTextResponse(json.dumps(error), status_code=403,
-                                         media_type="application/json")
+                self.access.require(user, self.kbs.get(kb).name, needed)
+            except RagError as exc:  # refused, or no such knowledge base
+                # a tool's own failure (isError), which MCP clients hand to the model
+                refused = {"jsonrpc": "2.0", "id": call.get("id"), "result": {
+                    "content": [{"type": "text", "text": str(exc)}], "isError": True}}
+                return PlainTextResponse(json.dumps(refused), media_type="application/json")
         return None
 
     async def _prime_loopback(self, scope: Scope) -> None:

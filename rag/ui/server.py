@@ -141,7 +141,7 @@ def launch(demo: gr.Blocks, **overrides: Any) -> Any:
         mcp_server=settings.rag_mcp, theme=theme(), css=static_text("style.css"),
         head=page_head(), footer_links=["api"])
     # MCP behind the login too, with each tool call checked against the caller's role
-    kwargs.update(mcp_launch_options(access, services.kb_name, settings.rag_mcp))
+    kwargs.update(mcp_launch_options(access, services.kbs.registry, settings.rag_mcp))
     kwargs.update(overrides)
     return demo.launch(**kwargs)
 
