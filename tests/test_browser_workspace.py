@@ -173,3 +173,65 @@ def test_each_account_sees_only_its_own_conversations(tmp_path: Path,
                 Client(running.url, verbose=False)
         finally:
             running.close()
+
+
+def test_an_admin_manages_knowledge_bases_and_accounts(tmp_path: Path,
+                                                       embedder: LocalEmbedder) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    chromium_or_skip()
+    with FakeGptOss() as llm, sync_playwright() as p:
+        running = _start(tmp_path, llm, embedder, free_port(), rag_auth="root:root password")
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=BROWSER_ARGS)
+        try:
+            page = browser.new_context(viewport={"width": 1400, "height": 900}).new_page()
+            _login(page, running.url, "root", "root password")
+            expect(page.locator("#rag-signed-in")).to_contain_text("Signed in as root (admin)")
+            # an account, from the Accounts tab
+            page.get_by_role("tab", name="Accounts").click()
+            page.locator("#rag-account-name textarea, #rag-account-name input").fill("anna")
+            page.locator("#rag-account-password input").fill("anna's password")
+            page.get_by_label("editor").check()
+            page.get_by_role("button", name="Add account").click()
+            expect(page.locator("#rag-accounts")).to_contain_text("editor in every knowledge")
+            assert running.workspace.accounts.verify("anna", "anna's password")
+
+            # a second knowledge base, filled from the Upload tab and asked in the chat
+            page.locator("#rag-kb-tools").get_by_text("Manage knowledge bases").click()
+            page.locator("#rag-kb-name input, #rag-kb-name textarea").fill("Team notes")
+            page.locator("#rag-kb-tools").get_by_role("button", name="Create").click()
+            expect(page.locator("#rag-kb-status")).to_contain_text("Created")
+            expect(page.locator("#rag-kb input")).to_have_value("Team notes")
+            page.get_by_role("tab", name="Upload").click()
+            note = tmp_path / "zebra.md"
+            note.write_text("# Zebras\n\nZebras sleep standing up.\n", encoding="utf-8")
+            page.locator("input[type=file]").first.set_input_files([str(note)])
+            docs = page.locator("#rag-docs")
+            expect(docs).to_contain_text("zebra.md", timeout=60_000)
+            expect(docs).not_to_contain_text("ports.md")
+            expect(page.locator(".rag-stats")).to_contain_text("Team notes: 1 document")
+            page.get_by_role("tab", name="Chat").click()
+            _ask(page, llm, "How do zebras sleep?", "Standing up [1].")
+            expect(page.locator("#rag-sources-panel")).to_contain_text("zebra.md")
+            [saved] = running.workspace.conversations.list("user:root")
+            assert saved.kb == "Team notes"
+
+            # back to the default knowledge base: its documents, a new chat
+            page.locator("#rag-kb input").click()
+            page.get_by_role("option", name="knowledge_base").click()
+            expect(page.locator(".rag-stats")).to_contain_text("knowledge_base: 1 document")
+            expect(page.locator(".rag-chat")).not_to_contain_text("Standing up")
+            # reopening the saved chat picks its knowledge base again
+            page.locator("#rag-conversations").get_by_text("How do zebras sleep?").click()
+            expect(page.locator("#rag-kb input")).to_have_value("Team notes")
+            expect(page.locator(".rag-stats")).to_contain_text("Team notes: 1 document")
+            page.screenshot(path=str(tmp_path / "admin.png"))
+
+            other = browser.new_context(viewport={"width": 1400, "height": 900}).new_page()
+            _login(other, running.url, "anna", "anna's password")
+            expect(other.locator("#rag-signed-in")).to_contain_text("anna (editor)")
+            expect(other.get_by_role("tab", name="Accounts")).to_have_count(0)
+            expect(other.locator("#rag-kb-tools")).to_be_hidden()
+        finally:
+            browser.close()
+            running.close()

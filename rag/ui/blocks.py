@@ -5,6 +5,7 @@ from __future__ import annotations
 import gradio as gr
 
 from rag.kb import KnowledgeBase
+from rag.ui.accounts_tab import Accounts
 from rag.ui.api import register_api
 from rag.ui.chat_tab import Chat
 from rag.ui.history import ChatHistory
@@ -38,6 +39,7 @@ def build_app(kb: KnowledgeBase, workspace: Workspace,
         for event in kb_changed:  # another knowledge base picked: a new chat on it
             library.refresh_after(history.new_after(event))
         library.refresh_after(kb_renamed)
+        Accounts(services, widgets.accounts).wire(demo)
         Chat(services, widgets, history).wire()
         register_api(services)
     demo.queue(default_concurrency_limit=4)

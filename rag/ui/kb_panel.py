@@ -19,6 +19,14 @@ from rag.ui.services import Services
 Updates = dict[Any, Any]
 
 
+def signed_in(user: str | None, role: Role | None) -> str:
+    """'Signed in as anna (admin) · Log out', or nothing without logins."""
+    if not user:
+        return ""
+    held = f" ({'admin' if role is Role.ADMIN else role.value})" if role else ""
+    return f"Signed in as **{safe_markdown(user)}**{held} · [Log out](logout)"
+
+
 class KBPanel:
     """The handlers of the knowledge-base picker and tools."""
 
@@ -39,10 +47,12 @@ class KBPanel:
 
     def on_load(self, request: gr.Request) -> Updates:
         """A new page: the picker, and the tools for an admin."""
+        user = self._user(request)
         try:
-            admin = self.services.access.is_admin(self._user(request))
+            admin = self.services.access.is_admin(user)
+            role = self.services.access.role(user, self.services.kb_name)
             return {self.t.picker: self.picker(request), self.t.tools: gr.Accordion(
-                visible=admin)}
+                visible=admin), self.t.signed_in: signed_in(user, role)}
         except RagError as exc:
             return {self.t.status: f"{WARN} {exc}"}
 
@@ -102,7 +112,7 @@ class KBPanel:
         knowledge base is picked (the chat starts anew, the document list follows), and the
         rename's (the header follows)."""
         t, private = self.t, {"api_visibility": "private"}
-        loaded = demo.load(self.on_load, None, [t.picker, t.tools, t.status],
+        loaded = demo.load(self.on_load, None, [t.picker, t.tools, t.status, t.signed_in],
                            show_progress="hidden", **private)
         changed = [
             t.picker.input(lambda: {}, None, None, **private),

@@ -13,6 +13,7 @@ import gradio as gr
 from rag.choices import Effort, Mode
 from rag.loading import SUPPORTED_EXTENSIONS
 from rag.settings import Settings
+from rag.ui.accounts_tab import AccountsTab, build_accounts_tab
 from rag.ui.chat import ChatSession
 from rag.ui.render import sources_html
 from rag.ui.tables import EMPTY_CHAT, docs_table, header_html, llm_card, results_table
@@ -36,8 +37,9 @@ class History:
 
 @dataclass
 class KBTools:
-    """The knowledge-base picker and, for admins, create, rename and delete."""
+    """Who is signed in, the knowledge-base picker and, for admins, create, rename, delete."""
 
+    signed_in: gr.Markdown
     picker: gr.Dropdown
     tools: gr.Accordion
     name: gr.Textbox
@@ -113,6 +115,7 @@ class Widgets:
     side: Sidebar
     chat: ChatTab
     upload: UploadTab
+    accounts: AccountsTab
 
 
 def build_layout(settings: Settings, browser_key: str) -> Widgets:
@@ -126,7 +129,8 @@ def build_layout(settings: Settings, browser_key: str) -> Widgets:
             chat = _chat_tab()
         with gr.Tab("Upload", id="upload"):
             upload = _upload_tab()
-    return Widgets(header, session, tabs, side, chat, upload)
+        accounts = build_accounts_tab()
+    return Widgets(header, session, tabs, side, chat, upload, accounts)
 
 
 def _sidebar(s: Settings, browser_key: str) -> Sidebar:
@@ -155,6 +159,7 @@ def _sidebar(s: Settings, browser_key: str) -> Sidebar:
 
 
 def _kb_tools() -> KBTools:
+    signed_in = gr.Markdown("", elem_id="rag-signed-in", elem_classes="rag-status")
     picker = gr.Dropdown(choices=[], value=None, label="Knowledge base", elem_id="rag-kb",
                          info="Chat, search and uploads use this one.")
     with gr.Accordion("Manage knowledge bases", open=False, visible=False,
@@ -171,7 +176,7 @@ def _kb_tools() -> KBTools:
                                     elem_id="rag-kb-confirm-delete")
             cancel_btn = gr.Button("Cancel", size="sm", variant="secondary", min_width=70)
     status = gr.Markdown("", elem_classes="rag-status", elem_id="rag-kb-status")
-    return KBTools(picker, tools, name, create_btn, rename_btn, delete_btn, confirm_row,
+    return KBTools(signed_in, picker, tools, name, create_btn, rename_btn, delete_btn, confirm_row,
                    confirm_btn, cancel_btn, status)
 
 
