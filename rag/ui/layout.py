@@ -160,7 +160,10 @@ def _sidebar(s: Settings, browser_key: str) -> Sidebar:
 
 def _kb_tools() -> KBTools:
     signed_in = gr.Markdown("", elem_id="rag-signed-in", elem_classes="rag-status")
+    # its choices are set per person on load; a value from elsewhere (the API) is checked
+    # by the handlers
     picker = gr.Dropdown(choices=[], value=None, label="Knowledge base", elem_id="rag-kb",
+                         allow_custom_value=True,
                          info="Chat, search and uploads use this one.")
     with gr.Accordion("Manage knowledge bases", open=False, visible=False,
                       elem_id="rag-kb-tools") as tools:
