@@ -18,6 +18,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     GRADIO_SERVER_PORT=7860 \
     GRADIO_ANALYTICS_ENABLED=False \
     MILVUS_URI=/data/milvus.db \
+    DATABASE_URL=sqlite:////data/app.db \
     RAG_DEMO_DOCS=/app/assets/demo-docs
 
 WORKDIR /app
