@@ -16,7 +16,7 @@ from rag.ui.api import UPDATE_SECONDS
 from tests.helpers import CLOUD_PDF, RunningApp
 from tests.llm_server import FakeGptOss, reasoning_answer
 
-INPUTS = ["What is cloud computing?", "medium", 4, "hybrid", False, []]
+INPUTS = ["What is cloud computing?", "medium", 4, "hybrid", False, [], ""]
 PARTS = [f"word{i} " * 10 for i in range(2000)]  # 2,000 deltas, a 169 KB answer
 ANSWER_BYTES = sum(len(p) for p in PARTS)
 

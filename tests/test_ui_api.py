@@ -213,7 +213,7 @@ def test_an_unconfigured_llm_still_gives_sources_and_says_what_to_set(
 def _chat(client: Client, question: str, browser: str) -> list[dict[str, Any]]:
     """One question in the client's chat; `browser` is the id its browser would keep (the
     chat is saved under it)."""
-    result = client.predict(question, "low", 3, "hybrid", [], False, browser,
+    result = client.predict(question, "low", 3, "hybrid", [], False, browser, "",
                             api_name="/chat")
     chatbot, panel, status, textbox = result[:4]
     assert status.startswith("✓ answered in")
@@ -357,7 +357,7 @@ def test_mcp_tools_describe_their_arguments(app: RunningApp) -> None:
     ask = tools["ask"]
     assert ask["description"].startswith("Answer a question from the knowledge base")
     props = ask["inputSchema"]["properties"]
-    assert set(props) == {"question", "effort", "k", "mode", "agent", "documents"}
+    assert set(props) == {"question", "effort", "k", "mode", "agent", "documents", "kb"}
     assert props["effort"]["description"] == (
         'Reasoning effort of gpt-oss: "low", "medium" or "high".')
     assert "cosine" in tools["search"]["inputSchema"]["properties"]["mode"]["description"]
