@@ -87,11 +87,21 @@ def test_a_chat_survives_reload_and_restart_and_takes_feedback(
             assert f"## 1. {QUESTION}" in exported and "**Cited sources**" in exported
             assert "[1] ports.md" in exported
 
+            # regenerate: the last reply is asked again and replaced, in the chat and saved
+            llm.script(reasoning_answer(["Again."], ["Port 19530, for gRPC [1]."]))
+            page.locator("#rag-regenerate").click()
+            expect(page.locator(".rag-chat")).to_contain_text("Port 19530, for gRPC",
+                                                              timeout=60_000)
+            expect(page.locator(".rag-chat")).not_to_contain_text("connect on port 19530")
+            [conv] = running.workspace.conversations.list(owner := _owner(running))
+            replies = running.workspace.conversations.replies(owner, conv.id)
+            assert [r.answer["text"] for r in replies] == ["Port 19530, for gRPC [1]."]
+
             running.close()  # a restart on the same port and databases
             running = RunningApp(tmp_path / "kb.db", llm.base_url, embedder, port=port)
             page = context.new_page()
             page.goto(running.url)
-            expect(page.locator(".rag-chat")).to_contain_text("connect on port 19530",
+            expect(page.locator(".rag-chat")).to_contain_text("Port 19530, for gRPC",
                                                               timeout=30_000)
             page.screenshot(path=str(tmp_path / "restored.png"))
 
@@ -116,6 +126,15 @@ def test_a_chat_survives_reload_and_restart_and_takes_feedback(
         finally:
             browser.close()
             running.close()
+
+
+def _owner(running: RunningApp) -> str:
+    """The one browser that has saved conversations."""
+    from sqlalchemy import text
+
+    with running.workspace.db.engine.connect() as connection:
+        [owner] = connection.execute(text("SELECT DISTINCT owner FROM conversations")).scalars()
+    return owner
 
 
 def _login(page, url: str, name: str, password: str) -> None:
