@@ -13,16 +13,17 @@ import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.markup import escape
 
 from rag.choices import Effort, Mode
-from rag.cli_render import err, fit_consoles, out
+from rag.cli_kb import kb_app, selected_settings
+from rag.cli_render import err, exit_on_error, fit_consoles, out
 from rag.cli_workspace import feedback_app, users_app
-from rag.errors import RagError
+from rag.errors import ConfigError
 from rag.logs import configure_logging
 from rag.settings import Settings
 
@@ -33,31 +34,56 @@ app = typer.Typer(help="gpt-oss-rag: a knowledge base in Milvus, answers from gp
                   no_args_is_help=True, add_completion=False)
 app.add_typer(users_app, name="users")
 app.add_typer(feedback_app, name="feedback")
+app.add_typer(kb_app, name="kb")
 
 ModeOption = Annotated[Mode | None, typer.Option(
     case_sensitive=False, help="Retrieval mode (default: RETRIEVAL_MODE).")]
 
 
+@dataclass(slots=True)
+class Options:
+    """The global options of this run: set by the Typer callback, read by `knowledge_base()`
+    (the command functions do not take the Typer context)."""
+
+    kb: str | None = None
+
+
+OPTIONS = Options()
+
+
 @app.callback()
-def setup(verbose: Annotated[bool, typer.Option(
-        "--verbose", "-v", help="Debug logging, libraries' included.")] = False) -> None:
+def setup(
+    verbose: Annotated[bool, typer.Option(
+        "--verbose", "-v", help="Debug logging, libraries' included.")] = False,
+    kb: Annotated[str | None, typer.Option(
+        "--kb", envvar="RAG_KB", show_envvar=False, help="The knowledge base to work on, by "
+        "name (see `rag kb list`; default: MILVUS_COLLECTION's).")] = None,
+) -> None:
     """gpt-oss-rag: a knowledge base in Milvus, answers from gpt-oss."""
     configure_logging(logging.DEBUG if verbose else logging.WARNING)
     fit_consoles()
+    OPTIONS.kb = kb.strip() if kb and kb.strip() else None
 
 
 @contextmanager
-def knowledge_base(settings: Settings | None = None) -> Iterator[KnowledgeBase]:
-    """A knowledge base for one command; RagErrors become a clean message and exit code 1."""
+def knowledge_base(settings: Settings | None = None,
+                   select: bool = True) -> Iterator[KnowledgeBase]:
+    """A knowledge base for one command: the --kb one if given (and `select`), otherwise the
+    configured one; RagErrors become a clean message and exit code 1."""
     from rag.kb import KnowledgeBase
 
     kb = None
     try:
-        kb = KnowledgeBase(settings or Settings.from_env())
-        yield kb
-    except RagError as exc:
-        err.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False)
-        raise typer.Exit(1) from None
+        with exit_on_error():
+            settings = settings or Settings.from_env()
+            if OPTIONS.kb is not None and not select:
+                raise ConfigError("--kb names a knowledge base of the app; this command "
+                                  "builds its own database (--beir, --docs or --db), so it "
+                                  "cannot also use one. Drop --kb, or drop --docs/--db.")
+            if OPTIONS.kb is not None:
+                settings = selected_settings(settings, OPTIONS.kb)
+            kb = KnowledgeBase(settings)
+            yield kb
     finally:
         if kb is not None:
             kb.close()
@@ -182,7 +208,7 @@ def evaluate(
         "--qa", help="Questions with evidence spans (JSON Lines).")] = None,
     docs: Annotated[list[Path] | None, typer.Option(
         "--docs", help="With --qa: files or folders to evaluate on, in a separate database "
-        "(repeatable). Without it, the configured knowledge base is used.")] = None,
+        "(repeatable). Without it, the configured knowledge base (or --kb's) is used.")] = None,
     split: Annotated[str, typer.Option(help="qrels split (--beir).")] = "test",
     depth: Annotated[int, typer.Option(min=10, help="Hits searched per question.")] = 50,
     misses: Annotated[int, typer.Option(help="Misses listed (--qa).")] = 20,
@@ -199,7 +225,7 @@ or nDCG@10 and Recall@10/100 on a BEIR benchmark (--beir)."""
     settings = Settings.from_env()
     separate = beir is not None or bool(docs) or db is not None
     with (cli_eval.eval_settings(settings, db, "beir" if beir else "qa", separate) as chosen,
-          knowledge_base(chosen) as kb):
+          knowledge_base(chosen, select=not separate) as kb):
         if beir is not None:
             report = cli_eval.run_beir(kb, beir, split, err)
         else:

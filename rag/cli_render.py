@@ -48,6 +48,20 @@ STATUS_STYLE = {"added": "green", "replaced": "cyan", "skipped": "dim", "failed"
 TEXT_CHARS = 300  # of a hit's text shown by `rag search`
 
 
+@contextmanager
+def exit_on_error() -> Iterator[None]:
+    """For one command: a RagError becomes `error: message` on stderr and exit code 1."""
+    import typer
+
+    from rag.errors import RagError
+
+    try:
+        yield
+    except RagError as exc:
+        err.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False)
+        raise typer.Exit(1) from None
+
+
 def fit_consoles(*consoles: Console) -> None:
     """Let consoles whose file is not a terminal print long lines as they are, unless COLUMNS
     sets a width (colours still follow rich's rules: FORCE_COLOR, NO_COLOR, TTY_COMPATIBLE)."""

@@ -19,8 +19,8 @@ from rich.markup import escape
 from rich.table import Table
 
 from rag.choices import Choice, Role
-from rag.cli_render import err, out
-from rag.errors import ConfigError, RagError
+from rag.cli_render import err, exit_on_error, out
+from rag.errors import ConfigError
 from rag.settings import Settings
 
 if TYPE_CHECKING:
@@ -59,13 +59,11 @@ def workspace() -> Iterator[Workspace]:
     """The app's database for one command; RagErrors become a clean message and exit code 1."""
     opened = None
     try:
-        from rag.workspace import Workspace
+        with exit_on_error():
+            from rag.workspace import Workspace
 
-        opened = Workspace(Settings.from_env().database_url)
-        yield opened
-    except RagError as exc:
-        err.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False)
-        raise typer.Exit(1) from None
+            opened = Workspace(Settings.from_env().database_url)
+            yield opened
     finally:
         if opened is not None:
             opened.close()
