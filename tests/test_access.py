@@ -74,3 +74,13 @@ def test_mcp_checks_each_tool_call_against_the_callers_role(app: RunningApp) -> 
     assert "needs the editor role" in str(refused.content)
     assert viewer_hits and viewer_hits[0]["source"] in ("okapi.md", "mcp.md")
     assert asyncio.run(without_login()) == 401
+
+
+def test_mcp_over_sse_refuses_a_viewers_tool_call_with_the_reason(app: RunningApp) -> None:
+    import httpx
+
+    call = {"jsonrpc": "2.0", "id": 7, "method": "tools/call",
+            "params": {"name": "ingest", "arguments": {"files": [data_url("x.md", NOTE)]}}}
+    reply = httpx.post(app.url + "gradio_api/mcp/messages/?session_id=0", json=call,
+                       headers=basic(*VIEWER), timeout=30)
+    assert reply.status_code == 403 and "needs the editor role" in reply.text

@@ -35,6 +35,7 @@ CHARS_PER_TOKEN = 32  # a text counts at least one token per this many character
 _BATCH_CHARS = 1 << 20  # characters handed to the tokenizer in one call, at most
 _BATCH_TEXTS = 1024  # texts handed to the tokenizer in one call, at most
 _WHITESPACE = re.compile(r"\s")
+_HELD = 3  # chunks the packer holds back: the tail fix changes the last two, reads the third
 
 
 class BoundedCounter:
@@ -116,15 +117,21 @@ class Splitter:
         self.starts = starts
 
     def drafts(self) -> Iterator[tuple[int, int, int]]:
-        """(start, end, tokens) of each chunk of the text, in order."""
-        chunks = self._pack()
+        """(start, end, tokens) of each chunk of the text, in order, as they are packed: only
+        the last _HELD chunks wait (the tail fix may change the last two), so memory stays
+        bounded on a text of millions of words."""
+        held: deque[list[_Unit]] = deque()
+        for units in self._pack():
+            held.append(units)
+            if len(held) > _HELD:
+                yield _draft(held.popleft())
+        chunks = list(held)
         self._fix_tail(chunks)
         for units in chunks:
-            yield units[0].start, units[-1].end, sum(u.tokens for u in units)
+            yield _draft(units)
 
-    def _pack(self) -> list[list[_Unit]]:
+    def _pack(self) -> Iterator[list[_Unit]]:
         """Chunks as lists of units, each chunk starting with the overlap from the one before."""
-        chunks: list[list[_Unit]] = []
         current: list[_Unit] = []
         total = 0
         queue: deque[_Unit] = deque()
@@ -140,15 +147,14 @@ class Splitter:
                     queue.extendleft(reversed(finer))
                     continue
             if current:
-                chunks.append(current)
+                yield current
                 budget = min(self.overlap, total // 2, self.max - unit.tokens)
                 current = self._tail(current, budget, self._barrier(unit.start))
                 total = sum(u.tokens for u in current)
             current.append(unit)
             total += unit.tokens
         if current:
-            chunks.append(current)
-        return chunks
+            yield current
 
     def _fix_tail(self, chunks: list[list[_Unit]]) -> None:
         """Make a small last chunk whole: join it to the one before, or move text into it."""
@@ -252,6 +258,11 @@ class Splitter:
             index = len(units) - 1
         taken.reverse()
         return taken
+
+
+def _draft(units: list[_Unit]) -> tuple[int, int, int]:
+    """(start, end, tokens) of a chunk's units."""
+    return units[0].start, units[-1].end, sum(u.tokens for u in units)
 
 
 def _spans(text: str, start: int, end: int, level: int) -> Iterator[tuple[int, int]]:

@@ -11,7 +11,8 @@ and a `WWW-Authenticate` challenge (a browser asks for the login). Gradio's sess
 not accepted here: it is Gradio's internal token, and MCP clients do not log in through the web
 form. A tool call (JSON-RPC `tools/call`) is also checked against the caller's role in the
 knowledge base it names (its `kb` argument): `ingest` needs the editor role, the others the
-viewer role; a refused call is answered as a failed tool call saying which role it needs.
+viewer role; a refused call is answered as a failed tool call saying which role it needs (over
+the SSE transport: HTTP 403 with that reason).
 
 Gradio runs a queued tool call through a loopback `gradio_client.Client` of the app, made
 without any login, so behind a login every tool call failed ("credentials were not
@@ -99,7 +100,8 @@ class McpLogin:
             return
         if scope["type"] == "http" and scope.get("method") == "POST":
             body = await _read_body(receive)
-            refusal = self._refusal(user, body)
+            refusal = self._refusal(user, body, sse=scope["path"].rstrip("/").endswith(
+                "/messages"))
             if refusal is not None:
                 await refusal(scope, receive, send)
                 return
@@ -115,8 +117,10 @@ class McpLogin:
             return None
         return given[0]
 
-    def _refusal(self, user: str, body: bytes) -> PlainTextResponse | None:
-        """The answer to a tool call the user's role does not allow, else None."""
+    def _refusal(self, user: str, body: bytes, sse: bool) -> PlainTextResponse | None:
+        """The answer to a tool call the user's role does not allow, else None. Over the SSE
+        transport the answer to a message goes out on the event stream, which this does not
+        reach: there the refusal is an HTTP 403 with the reason."""
         try:
             calls = json.loads(body) if body else []
         except (json.JSONDecodeError, UnicodeDecodeError):
@@ -132,6 +136,8 @@ class McpLogin:
                 self.access.require(user, self.kbs.get(kb).name, needed)
             except RagError as exc:  # refused, or no such knowledge base
                 # a tool's own failure (isError), which MCP clients hand to the model
+                if sse:
+                    return PlainTextResponse(str(exc), status_code=403)
                 refused = {"jsonrpc": "2.0", "id": call.get("id"), "result": {
                     "content": [{"type": "text", "text": str(exc)}], "isError": True}}
                 return PlainTextResponse(json.dumps(refused), media_type="application/json")
