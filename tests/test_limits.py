@@ -74,8 +74,16 @@ def test_a_long_single_line_is_chunked_whole_and_within_the_chunk_size(
     assert max(embedder.count_tokens([c.text for c in chunks])) <= 200
 
 
-INGEST_SCRIPT = LINE_TEXT + '''
-import json, resource, sys, tempfile
+# A subprocess's own peak RSS: /proc's VmHWM. (ru_maxrss would not do: a child started with
+# vfork, as subprocess does, carries the parent's peak, pytest's own of earlier tests.)
+PEAK_MB = '''
+def peak_mb():
+    with open("/proc/self/status") as status:
+        return next(int(l.split()[1]) for l in status if l.startswith("VmHWM")) / 1024
+'''
+
+INGEST_SCRIPT = LINE_TEXT + PEAK_MB + '''
+import json, sys, tempfile
 from pathlib import Path
 from rag.embedding import OpenAIEmbedder
 from rag.ingest import Ingestor
@@ -91,7 +99,7 @@ store = MilvusStore(str(folder / "kb.db"), embedding_model="fake",
 stored = store.count_chunks(result.source)
 store.close()
 print(json.dumps({"result": result.to_dict(), "stored": stored, "chars": path.stat().st_size,
-                  "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+                  "rss_mb": peak_mb()}))
 '''
 
 
@@ -170,8 +178,8 @@ def test_a_huge_answer_is_cut_at_the_limit(llm: FakeGptOss) -> None:
     assert 0 < received <= 50_000
 
 
-ANSWER_SCRIPT = '''
-import json, resource, sys
+ANSWER_SCRIPT = PEAK_MB + '''
+import json, sys
 sys.path.insert(0, ".")
 from rag.errors import LLMError
 from rag.llm import LLMClient, LLMConfig
@@ -181,14 +189,14 @@ with FakeGptOss() as server:
     server.script(huge_answer(1000), huge_answer(int(sys.argv[1])))
     client = LLMClient(LLMConfig(server.base_url, "k", "gpt-oss-20b", max_retries=0))
     list(client.stream_chat([{"role": "user", "content": "warm up"}]))
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    before = peak_mb()
     parts, error = [], ""
     try:
         for item in client.stream_chat([{"role": "user", "content": "hi"}]):
             parts.append(getattr(item, "text", ""))
     except LLMError as exc:
         error = str(exc)
-rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+rss = peak_mb()
 print(json.dumps({"chars": sum(map(len, parts)), "error": error, "growth_mb": rss - before}))
 '''
 
