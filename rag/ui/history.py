@@ -160,8 +160,10 @@ class ChatHistory:
     def _export_file(self, owner: str, info: ConversationInfo) -> str:
         """The conversation as a Markdown file for the Export button."""
         name = _UNSAFE_FILE_CHARS.sub("", info.title).strip()[:60] or "conversation"
-        folder = self._exports / uuid.uuid4().hex
-        folder.mkdir()
+        folder = self._exports / info.id  # one file per conversation, rewritten
+        for old in folder.glob("*.md"):
+            old.unlink()
+        folder.mkdir(exist_ok=True)
         path = folder / f"{name}.md"
         path.write_text(conversation_markdown(info, self.store.replies(owner, info.id)),
                         encoding="utf-8")
