@@ -34,7 +34,7 @@ def build_app(kb: KnowledgeBase, workspace: Workspace,
         kb_loaded, kb_changed, kb_renamed = KBPanel(services, widgets).wire(demo)
         library = Library(services, widgets)
         history = ChatHistory(services, widgets)
-        for event in history.wire(library.wire(kb_loaded)):
+        for event in history.wire(demo, library.wire(kb_loaded)):
             library.refresh_after(event)  # a conversation of another knowledge base opened
         for event in kb_changed:  # another knowledge base picked: a new chat on it
             library.refresh_after(history.new_after(event))

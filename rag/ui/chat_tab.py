@@ -36,6 +36,7 @@ class Chat:
         c = self.w.chat
         if not session.replies:  # a chat asks the knowledge base picked when it began
             session.kb = kb or None
+        browser = self.history.identify(browser)  # asked before the page had its id
         try:
             self.services.require(getattr(request, "username", None), Role.VIEWER, session.kb)
             owner = self.history.owner(request, browser)
@@ -52,7 +53,8 @@ class Chat:
             for update in chat_stream(self.services, text, session, options):
                 shown: Updates = {c.chatbot: update.messages, c.status: update.status,
                                   self.w.session: session, c.question: "",
-                                  c.note_row: gr.Row(visible=False)}
+                                  c.note_row: gr.Row(visible=False),
+                                  self.w.side.history.browser: browser}
                 if update.panel is not None:
                     shown[c.sources] = update.panel
                 yield shown
@@ -145,7 +147,7 @@ class Chat:
         inputs = [c.question, w.session, side.effort, side.top_k, side.mode, side.doc_filter,
                   side.agent, h.browser, side.kbs.picker]
         outputs = [c.chatbot, c.sources, c.status, w.session, c.question, c.note_row,
-                   h.listing, h.title, h.export_btn]
+                   h.listing, h.title, h.export_btn, h.browser]
         asked = gr.on([c.question.submit, c.ask_btn.click], self.ask, inputs, outputs,
                       api_name="chat", api_visibility="undocumented",
                       concurrency_limit=CHAT_CONCURRENCY, concurrency_id="chat",

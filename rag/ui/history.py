@@ -65,11 +65,17 @@ class ChatHistory:
         """The list, with the open conversation selected."""
         return gr.Radio(choices=choices(self.store.list(owner)), value=current)
 
+    @staticmethod
+    def identify(browser: str | None) -> str:
+        """This browser's id: the one it keeps, or a new one on its first visit."""
+        return browser or uuid.uuid4().hex
+
     def on_load(self, browser: str | None, request: gr.Request) -> Updates:
-        """A new page: this browser's id (made on its first visit), the list, and the most
-        recent conversation opened."""
-        browser = browser or uuid.uuid4().hex
-        updates: Updates = {self.h.browser: browser}
+        """A new page: the list, and the most recent conversation opened (nothing yet on a
+        browser's very first visit, before `identify` has given it an id)."""
+        updates: Updates = {}
+        if not browser and not getattr(request, "username", None):
+            return updates
         try:
             owner = self.owner(request, browser)
             infos = self.store.list(owner)
@@ -169,14 +175,18 @@ class ChatHistory:
                         encoding="utf-8")
         return str(path)
 
-    def wire(self, listed: gr.events.Dependency) -> list[gr.events.Dependency]:
+    def wire(self, demo: gr.Blocks,
+             listed: gr.events.Dependency) -> list[gr.events.Dependency]:
         """Connect the handlers (inside the gr.Blocks context); the conversation opens after
         the page's document listing (`listed`), which sets the chat's placeholder. Returns
         the events that may pick another knowledge base (opening a conversation of one)."""
         h, w, private = self.h, self.w, {"api_visibility": "private"}
         shown = [w.session, w.chat.chatbot, w.chat.sources, w.chat.status, h.title, h.status,
                  h.export_btn, w.chat.note_row, w.side.kbs.picker]
-        loaded = listed.then(self.on_load, [h.browser], [h.browser, h.listing, *shown],
+        # the id at once (not queued), so a question asked before the page has finished
+        # loading is already saved under it
+        demo.load(self.identify, [h.browser], [h.browser], queue=False, **private)
+        loaded = listed.then(self.on_load, [h.browser], [h.listing, *shown],
                              show_progress="hidden", **private)
         opened = h.listing.input(self.open, [h.listing, h.browser], shown, **private)
         h.new_btn.click(self.new, None, [*shown, h.listing], **private)
