@@ -192,10 +192,10 @@ def docs(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
 
 @app.command()
 def rm(documents: Annotated[list[str], typer.Argument(help="Document names, as listed.")]) -> None:
-    """Delete documents and all their chunks."""
+    """Delete documents, all their chunks and their kept original files."""
     with knowledge_base() as kb:
         for name in documents:
-            info = kb.store.delete_document(name)
+            info = kb.delete_document(name)
             out.print(f"deleted {info.source} ({info.chunks} chunks)", markup=False,
                       highlight=False)
         kb.store.flush()

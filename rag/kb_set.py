@@ -2,7 +2,8 @@
 
 Every knowledge base has its own Milvus collections (in the same Milvus: the Lite file or the
 server of MILVUS_URI) and its own embedding-model record; those on the same model share one
-loaded embedder. Deleting a knowledge base drops its collections.
+loaded embedder. Deleting a knowledge base drops its collections, then its folder of original
+files (FILES_DIR/<collection>).
 """
 
 from __future__ import annotations
@@ -64,12 +65,15 @@ class KnowledgeBaseSet:
         return self.registry.rename(name, new)
 
     def remove(self, name: str) -> KBInfo:
-        """Delete a knowledge base: its collections, its conversations and its grants."""
+        """Delete a knowledge base: its collections, its original files, its conversations and
+        its grants."""
         info = self.registry.get(name)
         if info.collection == self.registry.default:
             return self.registry.remove(name)  # refused, with the reason
         kb = self.open(info.name)
         kb.store.drop()
+        if kb.files is not None:
+            kb.files.drop()
         with self._lock:
             self._open.pop(info.collection, None)
         kb.close()

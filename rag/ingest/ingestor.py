@@ -9,6 +9,8 @@ from pathlib import Path
 
 from rag.embedding import Embedder
 from rag.errors import LoaderError
+from rag.files import FileStore
+from rag.ingest.originals import Original
 from rag.ingest.progress import ProgressCallback, Tracker
 from rag.ingest.results import IngestResult, displayable
 from rag.ingest.run import Run
@@ -18,6 +20,7 @@ from rag.store import MilvusStore
 
 DocumentSource = tuple[str, Callable[[], LoadedDocument]]
 NOT_REACHED = "not reached: the run was stopped before this file; add it again"
+_SERVER_GRACE = 3600.0  # seconds before a file no stored version owns is a leftover (server)
 
 
 class Ingestor:
@@ -27,7 +30,8 @@ class Ingestor:
                  chunk_overlap: int = 40, batch_size: int = 256, max_file_mb: float = 100.0,
                  max_pages: int = 2000, max_chunks_per_file: int = 50000,
                  max_pdf_content_mb: float = 64.0, max_page_content_mb: float = 8.0,
-                 ocr: bool = True, ocr_languages: str = "eng") -> None:
+                 ocr: bool = True, ocr_languages: str = "eng",
+                 files: FileStore | None = None) -> None:
         """`batch_size` chunks are embedded and stored together. They go to the encoder in its
         own batches, longest first, so a larger group pads less (ONNX fp32: 26 chunks/s in
         groups of 32, 34 in groups of 256) and progress still moves batch by batch.
@@ -38,9 +42,14 @@ class Ingestor:
         `max_chunks_per_file` chunks fails alone, with the limit and its setting named
         (rag.settings: MAX_FILE_MB, MAX_PAGES, MAX_PDF_CONTENT_MB, MAX_PAGE_CONTENT_MB,
         MAX_CHUNKS_PER_FILE). With `ocr`, scanned pages and images are read by Tesseract in
-        `ocr_languages` (OCR, OCR_LANGUAGES); without it they fail alone, saying so."""
+        `ocr_languages` (OCR, OCR_LANGUAGES); without it they fail alone, saying so.
+
+        With `files`, every stored document that came with an original (a file, an e-mail's
+        attachment) keeps it there, committed with it (rag.ingest.originals); a document
+        whose original cannot be kept fails alone, with the reason."""
         self.store = store
         self.embedder = embedder
+        self.files = files
         self.chunk_tokens = chunk_tokens
         self.chunk_overlap = chunk_overlap
         self.batch_size = batch_size
@@ -66,25 +75,42 @@ class Ingestor:
         type fails alone with the reason. Progress weighs the files by size."""
         documents: list[DocumentSource] = []
         sizes: list[int | None] = []
+        originals: list[Original | None] = []
         for path, source in files:
             documents.append((source, partial(load, path, source, max_file_mb=self.max_file_mb,
                                               limits=self.limits)))
             sizes.append(_size(path))
+            originals.append(path)
             for name, data in self._attachments(path, source):
                 documents.append((name, partial(parse, data, name, name, self.limits)))
                 sizes.append(len(data))
-        return self.ingest_documents(documents, progress=progress, sizes=sizes, stop=stop)
+                originals.append(data)
+        return self.ingest_documents(documents, progress=progress, sizes=sizes, stop=stop,
+                                     originals=originals)
 
     def remove_missing(self, names: Iterable[str]) -> list[DocumentInfo]:
         """Delete every document that is not one of `names` (nor an attachment of one of
         them, "mail.eml/..."): the knowledge base then mirrors those files (`--sync`).
-        Returns what was deleted; flushes once."""
+        Returns what was deleted; flushes once. With `files`, the deleted documents' original
+        files go too, and so do files that no stored document's version owns (left by an
+        ingest or a delete that was cut short; on a Milvus server only those an hour old,
+        as another process may be ingesting)."""
         keep = set(names)
-        gone = [d for d in self.store.list_documents()
+        stored = self.store.list_documents()
+        gone = [d for d in stored
                 if d.source not in keep and d.source.rsplit("/", 1)[0] not in keep]
-        deleted = [self.store.delete_document(d.doc_id) for d in gone]
+        deleted = []
+        for d in gone:
+            deleted.append(self.store.delete_document(d.doc_id))
+            if self.files is not None:
+                self.files.remove(d.doc_id)
         if deleted:
             self.store.flush()
+        if self.files is not None:
+            gone_ids = {d.doc_id for d in gone}
+            self.files.sweep({d.doc_id: d.meta["version"] for d in stored
+                              if d.doc_id not in gone_ids},
+                             older_than=0.0 if self.store.is_lite else _SERVER_GRACE)
         return deleted
 
     def _attachments(self, path: Path, source: str) -> list[tuple[str, bytes]]:
@@ -107,22 +133,28 @@ class Ingestor:
     def ingest_documents(self, documents: Iterable[DocumentSource],
                          progress: ProgressCallback | None = None,
                          sizes: Sequence[int | None] | None = None,
-                         stop: threading.Event | None = None) -> list[IngestResult]:
+                         stop: threading.Event | None = None,
+                         originals: Sequence[Original | None] | None = None,
+                         ) -> list[IngestResult]:
         """Ingest (source, loader) pairs in order, then flush; returns one result per document.
         `sizes` (bytes) weigh the documents in the progress fractions; without them they weigh
         alike. Once `stop` is set, the run ends at the next document boundary: the documents
         begun are finished and stored, the rest are skipped as NOT_REACHED (running the same
-        ingest again does what is left)."""
+        ingest again does what is left). `originals` (one per document, None for none: a
+        file's path or the content itself) are kept in `files` with the documents stored."""
         documents = list(documents)
         if sizes is not None and len(sizes) != len(documents):
             raise ValueError(f"{len(sizes)} sizes for {len(documents)} documents")
+        if originals is not None and len(originals) != len(documents):
+            raise ValueError(f"{len(originals)} originals for {len(documents)} documents")
+        kept = list(originals or [None] * len(documents))
         run = Run(self, Tracker(progress, list(sizes or [None] * len(documents))))
         reached = 0
         try:
             for index, (source, loader) in enumerate(documents, start=1):
                 if stop is not None and stop.is_set():
                     break
-                run.add(index, source, loader)
+                run.add(index, source, loader, kept[index - 1])
                 reached = index
             run.drain()
         except BaseException:

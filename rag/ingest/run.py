@@ -13,6 +13,7 @@ import numpy as np
 
 from rag.chunking import chunk_sections
 from rag.errors import EmbeddingError, LoaderError, StoreError
+from rag.ingest.originals import Original, Originals
 from rag.ingest.progress import FileWork, Stage, Tracker
 from rag.ingest.results import IngestResult, Status, check_name, displayable, embedding_text
 from rag.lexical import analyze
@@ -38,6 +39,7 @@ class _Job:
     finished: bool = False
     seconds: float = 0.0  # this file's own time so far
     reading_since: float | None = None  # while its sections are being read and chunked
+    original: Original | None = None  # the file (or content) kept with it, rag.files
 
     @property
     def source(self) -> str:
@@ -57,6 +59,7 @@ class Run:
         self.sources: set[str] = set()  # document names seen in this run
         self.stored: dict[str, DocumentInfo] | None = None  # the store's documents at the start
         self.stored_by_sha: dict[str, DocumentInfo] = {}
+        self.originals = Originals(ingestor.files)
 
     def _progress(self, job: _Job, stage: Stage) -> None:
         self.tracker.report(job.work, stage)
@@ -73,9 +76,10 @@ class Run:
             job.seconds += time.perf_counter() - job.reading_since
             job.reading_since = None
 
-    def add(self, index: int, source: str, loader: Callable[[], LoadedDocument]) -> None:
+    def add(self, index: int, source: str, loader: Callable[[], LoadedDocument],
+            original: Original | None = None) -> None:
         job = _Job(self.tracker.work(index, displayable(source)),
-                   reading_since=time.perf_counter())
+                   reading_since=time.perf_counter(), original=original)
         self.jobs.append(job)
         self._progress(job, "parsing")
         try:
@@ -139,6 +143,7 @@ class Run:
         twin = self.stored_by_sha.get(doc.sha256)
         job.replacing = existing is not None
         if existing is not None and existing.sha256 == doc.sha256:
+            self.originals.backfill(existing, job.original)
             self._finish(job, IngestResult(job.source, "skipped", existing.pages,
                                            existing.chunks, reason="unchanged"))
             return True
@@ -255,30 +260,33 @@ class Run:
         """Commit, in one store switch, every document whose chunks are all written."""
         ready = [job for job in self.open if job.finished and not job.buffered]
         commits = []
-        for job in ready:
+        started = time.perf_counter()
+        for job in ready:  # each keeps its original file first, or fails alone
             self.open.remove(job)
             doc = job.doc
             assert doc is not None
-            if job.work.stored == 0:
+            reason = "no text to index" if job.work.stored == 0 else self.originals.keep(
+                job.source, job.version, job.original, doc.sha256)
+            if reason:
                 if job.begun:
                     self.ing.store.abort_version(job.source, job.version)
-                self._finish(job, IngestResult(job.source, "failed", doc.pages,
-                                               reason="no text to index"))
+                self._finish(job, IngestResult(job.source, "failed", doc.pages, reason=reason))
                 continue
             commits.append((job, doc.info(job.source, job.work.stored)))
         if not commits:
             return
-        started = time.perf_counter()
         try:
             self.ing.store.commit_versions([(info, job.version) for job, info in commits])
         except StoreError as exc:
             self._charge([job for job, _ in commits], started)
+            self.originals.discard([(job.source, job.version) for job, _ in commits])
             for job, info in commits:
                 self.ing.store.abort_version(job.source, job.version)
                 self._finish(job, IngestResult(job.source, "failed", info.pages,
                                                reason=str(exc)))
             return
         self._charge([job for job, _ in commits], started)
+        self.originals.keep_only([(job.source, job.version) for job, _ in commits])
         for job, info in commits:
             status: Status = "replaced" if job.replacing else "added"
             self._finish(job, IngestResult(job.source, status, info.pages, job.work.stored))

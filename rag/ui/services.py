@@ -134,9 +134,11 @@ class Services:
                kb: str | None = None) -> list[DocumentInfo]:
         """Delete documents by name (the editor role)."""
         self.require(user, Role.EDITOR, kb)
-        store = self.pipeline(kb).retriever.store
-        deleted = [store.delete_document(name) for name in names]
-        store.flush()
+        target = self.kbs.open(kb)
+        with self._lock:  # the store is opened once, also when a chat opens it meanwhile
+            target.pipeline  # noqa: B018
+        deleted = [target.delete_document(name) for name in names]
+        target.store.flush()
         return deleted
 
     def check_llm(self) -> str:
