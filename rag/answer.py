@@ -24,6 +24,7 @@ from typing import Any, TypedDict
 
 from rag.events import (
     AnswerEvent,
+    Claim,
     DoneEvent,
     ErrorEvent,
     Event,
@@ -105,6 +106,7 @@ class AnswerDict(TypedDict):
     notices: list[str]
     citations: list[int]
     unknown_citations: list[int]
+    claims: list[dict[str, Any]]  # each sentence checked against its cited sources
     error: str | None
     done: bool
     timings: dict[str, float]
@@ -252,6 +254,16 @@ class Answer:
         return check_citations(self.text, self.listed)[1]
 
     @property
+    def claims(self) -> list[Claim]:
+        """The answer's sentences, each checked against its cited sources (once done)."""
+        return list(self.final.claims) if self.final is not None else []
+
+    @property
+    def unsupported(self) -> list[Claim]:
+        """The claims without a citation, or that their cited sources do not support."""
+        return [c for c in self.claims if not c.supported]
+
+    @property
     def answered(self) -> bool:
         """Complete, without an error, with text."""
         return self.final is not None and self.error is None and bool(self.text.strip())
@@ -270,5 +282,6 @@ class Answer:
                 "sources": [s.to_dict() for s in self.listed], "reasoning": self.reasoning,
                 "searches": [s.to_dict() for s in self.searches],
                 "notices": list(self.notices), "citations": self.citations,
-                "unknown_citations": self.unknown_citations, "error": self.error,
+                "unknown_citations": self.unknown_citations,
+                "claims": [c.to_dict() for c in self.claims], "error": self.error,
                 "done": self.done, "timings": dict(self.timings), "usage": self.usage}

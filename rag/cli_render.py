@@ -223,9 +223,26 @@ class AnswerPrinter:
                 if self.answer.unknown_citations:
                     listed = ", ".join(f"[{n}]" for n in self.answer.unknown_citations)
                     err.print(Text(f"cited sources that do not exist: {listed}", style="yellow"))
+                self._print_claims()
             case ErrorEvent(message=message):
                 self._end_reasoning()
                 err.print(Text.assemble("\n", ("error:", "red"), f" {message}"))
+
+    def _print_claims(self) -> None:
+        """The claim check's verdict: the sentences not backed by their sources, and why."""
+        claims = self.answer.claims
+        weak = [c for c in claims if not c.supported]
+        if not claims:
+            return
+        if not weak:
+            err.print(Text(f"claim check: all {len(claims)} sentences backed by their sources",
+                           style="green"))
+            return
+        err.print(Text(f"claim check: {len(weak)} of {len(claims)} sentences not backed by "
+                       "their sources", style="yellow"))
+        for claim in weak:
+            err.print(Text.assemble("  - ", (" ".join(claim.text.split()), "italic"),
+                                    (f" ({claim.reason})", "dim")))
 
     def _end_reasoning(self) -> None:
         if self.reasoning:

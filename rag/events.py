@@ -20,6 +20,27 @@ class Source:
         return {"n": self.n, **self.hit.to_dict()}
 
 
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """One sentence of an answer, checked against the sources it cites.
+
+    `start`/`end` are its offsets in the answer text; `cites` the source numbers it cites
+    that exist; `support` the best score against them (None when nothing could be scored);
+    `reason` says why it is not supported ('' when it is)."""
+
+    text: str
+    start: int
+    end: int
+    cites: list[int] = field(default_factory=list)
+    support: float | None = None
+    supported: bool = False
+    reason: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return asdict(self)
+
+
 @dataclass(slots=True)
 class QueryEvent:
     """The search query actually used (a follow-up rewritten into a standalone question)."""
@@ -79,6 +100,7 @@ class DoneEvent:
     unknown_citations: list[int]
     timings: dict[str, float]
     usage: dict[str, int] | None = None
+    claims: list[Claim] = field(default_factory=list)  # the answer's sentences, checked
     type: Literal["done"] = "done"
 
 

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 from functools import cached_property
+from pathlib import Path
 
+from rag.claims import ClaimChecker
 from rag.embedding import Embedder, make_embedder
 from rag.errors import ConfigError
+from rag.files import FileStore
 from rag.fusion import Fusion
 from rag.ingest import Ingestor
 from rag.llm import LLMClient, LLMConfig
 from rag.pipeline import AnswerPipeline
 from rag.rerank import Reranker, make_reranker
 from rag.retrieval import Retriever
+from rag.schema import DocumentInfo
 from rag.settings import Settings
 from rag.store import MilvusStore
 
@@ -39,6 +43,13 @@ class KnowledgeBase:
                            embedding_model=self.embedder.name, dimension=self.embedder.dimension)
 
     @cached_property
+    def files(self) -> FileStore | None:
+        """The documents' kept original files (FILES_DIR/<collection>), or None when
+        FILES_DIR is empty (no originals are kept)."""
+        s = self.settings
+        return FileStore(Path(s.files_dir) / s.milvus_collection) if s.files_dir else None
+
+    @cached_property
     def ingestor(self) -> Ingestor:
         """Turns files into stored chunks."""
         s = self.settings
@@ -47,7 +58,7 @@ class KnowledgeBase:
                         max_pages=s.max_pages, max_chunks_per_file=s.max_chunks_per_file,
                         max_pdf_content_mb=s.max_pdf_content_mb,
                         max_page_content_mb=s.max_page_content_mb, ocr=s.ocr,
-                        ocr_languages=s.ocr_languages)
+                        ocr_languages=s.ocr_languages, files=self.files)
 
     @cached_property
     def reranker(self) -> Reranker | None:
@@ -84,7 +95,27 @@ class KnowledgeBase:
             llm, hint = None, str(exc)
         return AnswerPipeline(self.retriever, llm, top_k=s.top_k, effort=s.reasoning_effort,
                               context_tokens=s.llm_context_tokens,
-                              max_output_tokens=s.llm_max_output_tokens, llm_hint=hint)
+                              max_output_tokens=s.llm_max_output_tokens, llm_hint=hint,
+                              claims=self.claims)
+
+    @cached_property
+    def claims(self) -> ClaimChecker | None:
+        """Checks each sentence of an answer against its cited sources (CLAIM_CHECK)."""
+        s = self.settings
+        if not s.claim_check:
+            return None
+        return ClaimChecker(self.embedder, self.reranker,
+                            embedding_threshold=s.claim_threshold_embedding,
+                            rerank_threshold=s.claim_threshold_rerank)
+
+    def delete_document(self, doc_id: str) -> DocumentInfo:
+        """Delete a document: its chunks and record (DocumentNotFoundError if there is no
+        such document), then its kept original files. Returns what was deleted; the caller
+        flushes the store."""
+        info = self.store.delete_document(doc_id)
+        if self.files is not None:
+            self.files.remove(doc_id)
+        return info
 
     def close(self) -> None:
         """Release the store and the reranker's connections, if they were opened."""

@@ -9,9 +9,11 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from rag.choices import Effort, Mode
+from rag.claims import ClaimChecker
 from rag.errors import LLMError, RagError
 from rag.events import (
     AnswerEvent,
+    Claim,
     DoneEvent,
     ErrorEvent,
     Event,
@@ -86,8 +88,12 @@ class AnswerPipeline:
 
     def __init__(self, retriever: Retriever, llm: LLMClient | None, *, top_k: int = 5,
                  effort: Effort | str = Effort.MEDIUM, context_tokens: int = 8192,
-                 max_output_tokens: int = 2048, llm_hint: str = "") -> None:
+                 max_output_tokens: int = 2048, llm_hint: str = "",
+                 claims: ClaimChecker | None = None) -> None:
+        """`claims` checks each sentence of a finished answer against its cited sources (the
+        done event's `claims`); None leaves answers unchecked."""
         self.retriever = retriever
+        self.claims = claims
         self.llm = llm
         self.top_k = top_k
         self.effort = Effort.from_str(effort)
@@ -156,7 +162,7 @@ class AnswerPipeline:
         yield SourcesEvent(fitted)
         yield from notices
         answer, usage, _ = yield from self._stream(messages, effort, timer, tools=None)
-        yield self._done(answer, fitted, usage, timer)
+        yield from self._done(answer, fitted, usage, timer)
 
     def _rewrite(self, question: str, history: Sequence[Turn]) -> Iterator[Event]:
         """A follow-up as a standalone query; the model's rewrite when it is one."""
@@ -224,7 +230,7 @@ class AnswerPipeline:
                                                 context_tokens=self.context_tokens,
                                                 max_output_tokens=self.max_output_tokens)
                 answer, usage, _ = yield from self._stream(plain, effort, timer, tools=None)
-                yield self._done(answer, list(by_chunk.values()), usage, timer)
+                yield from self._done(answer, list(by_chunk.values()), usage, timer)
                 return
             for key, value in (usage or {}).items():
                 total[key] = total.get(key, 0) + value
@@ -239,7 +245,7 @@ class AnswerPipeline:
                 yield ToolCallEvent(call.name, call.arguments, found)
                 content = format_sources(found) if found else "No results."
                 messages.append({"role": "tool", "tool_call_id": call.id, "content": content})
-        yield self._done(answer, list(by_chunk.values()), total or None, timer)
+        yield from self._done(answer, list(by_chunk.values()), total or None, timer)
 
     def _run_tool(self, call: ToolCall, options: AskOptions,
                   by_chunk: dict[str, Source]) -> list[Source]:
@@ -259,8 +265,16 @@ class AnswerPipeline:
         return found
 
     def _done(self, answer: str, sources: list[Source], usage: dict[str, int] | None,
-              timer: _Timer) -> DoneEvent:
+              timer: _Timer) -> Iterator[Event]:
+        """The claim check's notice if it failed, then the done event."""
         cited, unknown = check_citations(answer, sources)
+        claims: list[Claim] = []
+        if self.claims is not None and answer.strip():
+            try:
+                claims = self.claims.check(answer, sources)
+            except RagError as exc:  # the answer stands; only its check is missing
+                yield NoticeEvent(f"The claims of this answer were not checked: {exc}")
+            timer.mark("claims")
         timer.mark("total")
-        return DoneEvent(citations=cited, unknown_citations=unknown, timings=dict(timer.marks),
-                         usage=usage)
+        yield DoneEvent(citations=cited, unknown_citations=unknown, timings=dict(timer.marks),
+                        usage=usage, claims=claims)

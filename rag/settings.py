@@ -9,10 +9,13 @@ from dataclasses import dataclass, fields, replace
 from typing import Any
 
 from rag.choices import Effort, Mode, RerankRuntime, Runtime
+from rag.claims import EMBEDDING_THRESHOLD, RERANK_THRESHOLD
 from rag.errors import ConfigError
 from rag.fusion import Fusion
 
 RERANK_OFF = ("none", "off")  # RERANKER values that turn reranking off explicitly
+# Fields whose variable set to the empty string is a value (elsewhere it means the default).
+EMPTY_IS_A_VALUE = frozenset({"files_dir"})
 
 
 @dataclass(frozen=True)
@@ -58,6 +61,13 @@ class Settings:
     reranker_runtime: str = "auto"  # auto | torch | onnx (local backend only)
     rerank_candidates: int = 30  # fused hits the reranker scores (at least top-k)
 
+    # The claim check (rag.claims): each sentence of an answer scored against its cited sources
+    # by the reranker if one is on, else the embedder; below the threshold it is marked.
+    # Thresholds calibrated by benchmarks/claims.py (see the README's claim-check table).
+    claim_check: bool = True
+    claim_threshold_embedding: float = EMBEDDING_THRESHOLD
+    claim_threshold_rerank: float = RERANK_THRESHOLD
+
     openai_base_url: str = "http://localhost:11434/v1"
     openai_api_key: str = "ollama"
     llm_model: str = "gpt-oss:20b"
@@ -83,6 +93,10 @@ class Settings:
     space_id: str = ""  # set by Hugging Face Spaces: a public demo, served without a login
     rag_mcp: bool = False
     rag_demo_docs: str = ""  # folder loaded into an empty knowledge base on start
+    # The original file of every stored document, kept so a reader can download it and the
+    # viewer can show its pages: one folder per knowledge base (its collection name) under
+    # this one. FILES_DIR= (empty) keeps no originals.
+    files_dir: str = "./data/files"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -91,7 +105,7 @@ class Settings:
         values: dict[str, Any] = {}
         for f in fields(cls):
             raw = env.get(f.name.upper())
-            if raw is None or raw == "":
+            if raw is None or (raw == "" and f.name not in EMPTY_IS_A_VALUE):
                 continue
             values[f.name] = _parse(f.name, raw, type(getattr(cls, f.name)))
         return cls(**values).validated()

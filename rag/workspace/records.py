@@ -10,7 +10,7 @@ from dataclasses import fields
 from typing import Any
 
 from rag.answer import Answer, Draft, Search, Step, Thought
-from rag.events import DoneEvent, Source
+from rag.events import Claim, DoneEvent, Source
 from rag.schema import Hit
 
 _HIT_FIELDS = {f.name for f in fields(Hit)} - {"sentences"}
@@ -24,6 +24,7 @@ def answer_record(answer: Answer) -> dict[str, Any]:
             "notices": list(answer.notices), "error": answer.error,
             "complete": answer.final is not None, "citations": answer.citations,
             "unknown_citations": answer.unknown_citations,
+            "claims": [c.to_dict() for c in answer.claims],
             "timings": dict(answer.timings), "usage": answer.usage}
 
 
@@ -40,9 +41,17 @@ def answer_from_record(record: dict[str, Any]) -> Answer:
     if record.get("complete"):
         answer.final = DoneEvent(list(record.get("citations", [])),
                                  list(record.get("unknown_citations", [])), answer.timings,
-                                 answer.usage)
+                                 answer.usage, [claim_from_dict(c)
+                                                for c in record.get("claims", [])])
     answer.done = True
     return answer
+
+
+def claim_from_dict(data: dict[str, Any]) -> Claim:
+    """A checked claim from its JSON form (`Claim.to_dict`)."""
+    return Claim(str(data.get("text", "")), int(data.get("start", 0)), int(data.get("end", 0)),
+                 [int(n) for n in data.get("cites", [])], data.get("support"),
+                 bool(data.get("supported")), str(data.get("reason", "")))
 
 
 def source_from_dict(data: dict[str, Any]) -> Source:
