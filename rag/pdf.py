@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import re
 import struct
+import threading
 import zlib
 from collections import Counter, deque
 from collections.abc import Iterable, Iterator
@@ -52,6 +53,8 @@ _MB = 1 << 20
 _DO = re.compile(rb"/([^\x00\t\n\x0c\r /\[\]()<>{}%]+)[\x00\t\n\x0c\r ]*Do"
                  rb"(?![^\x00\t\n\x0c\r /\[\]()<>{}%])")
 _NAME_ESCAPE = re.compile(rb"#([0-9A-Fa-f]{2})")
+# PDFium (pypdfium2) is not thread-safe: every call into it, in any module, holds this lock.
+PDFIUM_LOCK = threading.Lock()
 PASSWORD_REASON = ("the PDF is password-protected: remove the password and add it again "
                    "(it is encrypted)")
 

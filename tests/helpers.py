@@ -93,7 +93,8 @@ class RunningApp:
 
         settings = Settings(milvus_uri=str(db), openai_base_url=llm_url,
                             llm_model="gpt-oss-20b", llm_timeout=20.0, top_k=4,
-                            database_url=f"sqlite:///{db.parent / 'app.db'}").with_(**overrides)
+                            database_url=f"sqlite:///{db.parent / 'app.db'}",
+                            files_dir=str(db.parent / "files")).with_(**overrides)
         self.kb = KnowledgeBase(settings)
         self.kb.embedder = embedder  # share the session's loaded model
         self.workspace = Workspace(settings.database_url)

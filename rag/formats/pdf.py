@@ -13,7 +13,6 @@ that every chunk of the table holds its column names."""
 from __future__ import annotations
 
 import re
-import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -26,6 +25,7 @@ from rag.formats.base import Limits, Parsed, table_sections
 from rag.formats.ocr import OCR_PIXELS, TESSERACT, check_engine, ocr_image
 from rag.pdf import (
     PDF_ERRORS,
+    PDFIUM_LOCK,
     check_content,
     normalise_pdf_text,
     open_pdf,
@@ -45,8 +45,6 @@ _TABLE_ROWS = 3  # consecutive lines of numbers that make a table
 _GROUP_SHARE = 0.7
 _HEADER_SHARE = 2 / 3  # of the rows' share: a longer header would crowd out the rows
 _NUMBER = re.compile(r"[(+-]?[$€£¥]?\d[\d,.]*%?\)?[,;]?")
-# PDFium is not thread-safe: one call into it at a time in the process.
-_PDFIUM = threading.Lock()
 
 
 def read(data: bytes, source: str, limits: Limits, *,
@@ -217,7 +215,7 @@ class _Pdfium:
     def render(self, number: int) -> tuple[Image.Image | None, float]:
         """Page `number` as an RGB image at _DPI (less for a page so large that it would be
         more than OCR_PIXELS), and its resolution; None for a page of no area."""
-        with _PDFIUM:
+        with PDFIUM_LOCK:
             try:
                 page = self._page(number)
                 width, height = page.get_size()
@@ -235,7 +233,7 @@ class _Pdfium:
         """Page `number`'s lines as PDFium extracts them, normalised, by their characters
         without spaces. Empty when PDFium cannot read the page: the rows keep pypdf's spacing
         (the same characters; only spaces between cells differ)."""
-        with _PDFIUM:
+        with PDFIUM_LOCK:
             try:
                 page = self._page(number)
                 textpage = page.get_textpage()
@@ -251,7 +249,7 @@ class _Pdfium:
         return spaced
 
     def close(self) -> None:
-        with _PDFIUM:
+        with PDFIUM_LOCK:
             if self.document is not None:
                 self.document.close()
                 self.document = None

@@ -28,6 +28,12 @@ def to_info(row: dict[str, Any]) -> DocumentInfo:
                         added_at=row["added_at"], meta=meta | {"version": row["version"]})
 
 
+def _to_hit(r: dict[str, Any]) -> Hit:
+    return Hit(chunk_id=r["id"], doc_id=r["doc_id"], source=r["source"], text=r["text"],
+               position=r["position"], page=r.get("page"), page_end=r.get("page_end"),
+               heading=r["heading"], score=0.0)
+
+
 def rows_to_hits(results: Any, kind: str, dimension: int) -> list[Hit]:
     """The hits of one search's result rows; `kind` is "dense" or "bm25"."""
     hits = []
@@ -79,14 +85,18 @@ class StoreReader(Collections):
         """Visible chunks, of one document or of all."""
         return self._count(self.visibility_filter([doc_id] if doc_id else None) or 'id != ""')
 
+    def get_chunk(self, chunk_id: str) -> Hit | None:
+        """One visible chunk by its id, as a hit without scores (a link to a cited passage);
+        None when it is gone (its document was deleted or replaced)."""
+        where = " and ".join(p for p in (self.visibility_filter(), equals("id", chunk_id)) if p)
+        rows = self._query(self.chunks, where, ["id", *CHUNK_FIELDS], limit=1)
+        return _to_hit(rows[0]) if rows else None
+
     def document_chunks(self, doc_id: str) -> list[Hit]:
         """The visible chunks of one document in document order, as hits without scores (what
         a viewer shows, and what tests read back)."""
         rows = self._query(self.chunks, self.visibility_filter([doc_id]), ["id", *CHUNK_FIELDS])
-        hits = [Hit(chunk_id=r["id"], doc_id=r["doc_id"], source=r["source"], text=r["text"],
-                    position=r["position"], page=r.get("page"), page_end=r.get("page_end"),
-                    heading=r["heading"], score=0.0) for r in rows]
-        return sorted(hits, key=lambda h: h.position)
+        return sorted((_to_hit(r) for r in rows), key=lambda h: h.position)
 
     # -- visibility ------------------------------------------------------------------------
     def _pending_versions(self) -> list[str]:

@@ -17,8 +17,9 @@ Gradio is imported only in this package. One job per module:
 """
 
 from rag.ui.blocks import build_app
+from rag.ui.cards import sources_html
 from rag.ui.chat import ChatSession, Reply, chat_stream
-from rag.ui.render import hits_markdown, link_citations, sources_html
+from rag.ui.render import hits_markdown, link_citations
 from rag.ui.server import auth_from, create_demo, launch, main
 from rag.ui.services import Services
 

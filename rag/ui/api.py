@@ -10,6 +10,7 @@ import logging
 import time
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
+from urllib.parse import urlencode
 
 import gradio as gr
 from gradio.data_classes import FileData
@@ -18,6 +19,7 @@ from rag.answer import Answer, AnswerDict
 from rag.choices import Effort, Mode, Role
 from rag.errors import ConfigError, RagError
 from rag.pipeline import AskOptions
+from rag.ui.render import link_citations
 from rag.ui.services import CHAT_CONCURRENCY, Services
 
 log = logging.getLogger(__name__)
@@ -164,7 +166,9 @@ def _ask_endpoint(services: Services) -> Callable[..., Iterator[tuple[str, Answe
         Returns:
             The answer so far, with [n] citations
             Details: query, sources, reasoning, searches, notices, error; once done,
-            citations and timings.
+            citations, claims (each sentence: text, cites, support, supported, reason),
+            timings, and markdown (the answer with each [n] linked to its passage in the
+            app's viewer).
         """
         try:
             services.require(_user(request), Role.VIEWER, kb or None)
@@ -184,6 +188,23 @@ def _ask_endpoint(services: Services) -> Callable[..., Iterator[tuple[str, Answe
         except RagError as exc:
             answer.fail(str(exc))
         answer.finish()
-        yield answer.text, answer.to_dict()
+        yield answer.text, {**answer.to_dict(),
+                            "markdown": viewer_markdown(answer, _base_url(request), kb)}
 
     return ask
+
+
+def _base_url(request: gr.Request | None) -> str:
+    """The app's address as the caller reached it ('' when unknown)."""
+    inner = getattr(request, "request", None)
+    return str(getattr(inner, "base_url", "") or "")
+
+
+def viewer_markdown(answer: Answer, base_url: str, kb: str = "") -> str:
+    """The answer with each [n] linked to its passage in the app's viewer
+    (BASE?view=CHUNK&kb=NAME), for a chat bot or a page that shows the API's answer."""
+    def href(n: int) -> str:
+        query = {"view": answer.sources[n].hit.chunk_id, **({"kb": kb} if kb else {})}
+        return f"<{base_url}?{urlencode(query)}>"
+
+    return link_citations(answer.text, set(answer.sources), href)

@@ -14,6 +14,7 @@ from rag.ui.layout import build_layout
 from rag.ui.library import Library
 from rag.ui.services import Services
 from rag.ui.tables import TITLE
+from rag.ui.viewer import Viewer
 from rag.workspace import Workspace
 
 
@@ -41,6 +42,7 @@ def build_app(kb: KnowledgeBase, workspace: Workspace,
         library.refresh_after(kb_renamed)
         Accounts(services, widgets.accounts).wire(demo)
         Chat(services, widgets, history).wire()
+        Viewer(services, widgets.chat.viewer).wire(widgets.session)
         register_api(services)
     demo.queue(default_concurrency_limit=4)
     demo.rag_services = services  # type: ignore[attr-defined]  # read by launch()

@@ -14,7 +14,8 @@ from rag.errors import RagError
 from rag.events import AnswerEvent, NoticeEvent, ReasoningEvent
 from rag.pipeline import AskOptions
 from rag.prompting import Turn
-from rag.ui.render import chat_messages, safe_markdown, sources_html, status_text
+from rag.ui.cards import sources_html
+from rag.ui.render import chat_messages, safe_markdown, status_text
 from rag.ui.services import Services
 
 # Events that change neither the sources nor the searched query: the panel stays as it is.

@@ -10,10 +10,11 @@ import gradio as gr
 from rag.choices import Role
 from rag.errors import RagError
 from rag.pipeline import AskOptions
+from rag.ui.cards import sources_html
 from rag.ui.chat import ChatSession, chat_stream
 from rag.ui.history import ChatHistory
 from rag.ui.layout import Widgets
-from rag.ui.render import WARN, sources_html
+from rag.ui.render import WARN
 from rag.ui.services import CHAT_CONCURRENCY, Services
 from rag.workspace import answer_record
 

@@ -17,9 +17,10 @@ from typing import Any
 import gradio as gr
 
 from rag.errors import RagError
+from rag.ui.cards import sources_html
 from rag.ui.chat import ChatSession, Reply
 from rag.ui.layout import Widgets
-from rag.ui.render import WARN, chat_messages, safe_markdown, sources_html, status_text
+from rag.ui.render import WARN, chat_messages, safe_markdown, status_text
 from rag.ui.services import Services
 from rag.workspace import ConversationInfo, SavedReply, answer_from_record, answer_record
 from rag.workspace.export import conversation_markdown

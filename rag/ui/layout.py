@@ -14,9 +14,10 @@ from rag.choices import Effort, Mode
 from rag.loading import SUPPORTED_EXTENSIONS
 from rag.settings import Settings
 from rag.ui.accounts_tab import AccountsTab, build_accounts_tab
+from rag.ui.cards import sources_html
 from rag.ui.chat import ChatSession
-from rag.ui.render import sources_html
 from rag.ui.tables import EMPTY_CHAT, docs_table, header_html, llm_card, results_table
+from rag.ui.viewer import ViewerWidgets, build_viewer
 
 MODE_LABELS = {Mode.HYBRID: "Hybrid", Mode.DENSE: "Dense", Mode.BM25: "BM25"}
 
@@ -84,6 +85,7 @@ class ChatTab:
     note: gr.Textbox
     note_btn: gr.Button
     sources: gr.HTML
+    viewer: ViewerWidgets
 
 
 @dataclass
@@ -234,9 +236,10 @@ def _chat_tab() -> ChatTab:
                                   "passage that answers it (kept as a test question)")
                 note_btn = gr.Button("Send note", size="sm", scale=1, min_width=90)
         with gr.Column(scale=2, min_width=320):
+            viewer = build_viewer()
             sources = gr.HTML(sources_html(None), elem_id="rag-sources-panel")
     return ChatTab(chatbot, status, question, ask_btn, stop_btn, clear_btn, retry_btn, edit_btn,
-                   note_row, note, note_btn, sources)
+                   note_row, note, note_btn, sources, viewer)
 
 
 def _upload_tab() -> UploadTab:

@@ -8,22 +8,18 @@ built here, with every document value escaped.
 
 from __future__ import annotations
 
-import html
 import re
-from collections.abc import Collection, Iterator
+from collections.abc import Callable, Collection, Iterator
 from typing import Any
 
 from rag.answer import Answer, Draft, Search, Thought
 from rag.events import Source
 from rag.schema import Hit
+from rag.ui.claim_marks import claims_note, marked_markdown
 
 WARN = "⚠"  # plain text glyphs only: no emoji font is needed to render the app
 SOURCES_HINT = "The sources found for your question are listed beside the chat."
 _CITATION = re.compile(r"\[(\d+(?:\s*[-–,]\s*\d+)*)\]")
-_SCORE_TIPS = {"cosine": "cosine similarity of the query and the chunk",
-               "BM25": "BM25 keyword relevance",
-               "sentence": "cosine similarity of the query and the chunk's closest sentence",
-               "rerank": "reranker relevance of the query and the chunk"}
 
 
 def location(hit: Hit) -> str:
@@ -31,7 +27,7 @@ def location(hit: Hit) -> str:
     return hit.location(" · ")
 
 
-def _num(value: float | None, digits: int) -> str:
+def num(value: float | None, digits: int) -> str:
     return "–" if value is None else f"{value:.{digits}f}"
 
 
@@ -123,11 +119,13 @@ def safe_markdown(text: str, known: Collection[int] = ()) -> str:
     return "\n".join(parts)
 
 
-def link_citations(text: str, known: set[int]) -> str:
-    """Markdown with each known [n] marker turned into a link to its source card."""
+def link_citations(text: str, known: set[int],
+                   href: Callable[[int], str] = lambda n: f"#src-{n}") -> str:
+    """Markdown with each known [n] marker turned into a link: to its source card, or where
+    `href` says (the viewer's address of its passage, in the API's Markdown)."""
 
     def one(match: re.Match[str]) -> str:
-        inner = re.sub(r"\d+", lambda m: (f"[{m.group()}](#src-{m.group()})"
+        inner = re.sub(r"\d+", lambda m: (f"[{m.group()}]({href(int(m.group()))})"
                                           if int(m.group()) in known else m.group()),
                        match.group(1))
         return f"[{inner}]"
@@ -154,74 +152,13 @@ def hits_markdown(sources: list[Source]) -> str:
     for s in sources:
         where = md_text(location(s.hit))
         rerank = ("" if s.hit.sentence_score is None
-                  else f", sentence {_num(s.hit.sentence_score, 3)}")
+                  else f", sentence {num(s.hit.sentence_score, 3)}")
         rerank += ("" if s.hit.rerank_score is None
-                   else f", rerank {_num(s.hit.rerank_score, 3)}")
+                   else f", rerank {num(s.hit.rerank_score, 3)}")
         lines.append(f"{s.n}. **{md_text(s.hit.source)}**{' · ' + where if where else ''} — "
-                     f"cosine {_num(s.hit.dense_score, 3)}, BM25 {_num(s.hit.bm25_score, 2)}"
+                     f"cosine {num(s.hit.dense_score, 3)}, BM25 {num(s.hit.bm25_score, 2)}"
                      f"{rerank}")
     return "\n".join(lines)
-
-
-def _score(name: str, value: str) -> str:
-    return (f"<span class='rag-score' title='{_SCORE_TIPS[name]}'>{name} <b>{value}</b>"
-            f"</span>")
-
-
-def source_card(source: Source, cited: bool) -> str:
-    """One numbered source: file, place, scores, and the chunk text behind a summary."""
-    esc, hit, n = html.escape, source.hit, source.n
-    badge = "<span class='rag-badge'>cited</span>" if cited else ""
-    preview = " ".join(hit.text.split())
-    preview = preview[:110] + ("…" if len(preview) > 110 else "")
-    scores = [_score("cosine", _num(hit.dense_score, 3)), _score("BM25", _num(hit.bm25_score, 2))]
-    if hit.sentence_score is not None:
-        scores.append(_score("sentence", _num(hit.sentence_score, 3)))
-    if hit.rerank_score is not None:
-        scores.append(_score("rerank", _num(hit.rerank_score, 3)))
-    order = "reranking" if hit.rerank_score is not None else "fusion"
-    scores.append(f"<span class='rag-score' title='rank after {order} (fused score)'>rank "
-                  f"<b>{hit.rank}</b> · fused {hit.score:.4f}</span>")
-    return (f"<div class='rag-source{' rag-cited' if cited else ''}' id='src-{n}'>"
-            f"<div class='rag-source-title'><span class='rag-n'>[{n}]</span>"
-            f"<span class='rag-file'>{esc(hit.source)}</span>"
-            f"<span class='rag-where'>{esc(location(hit))}</span>{badge}</div>"
-            f"<div class='rag-scores'>{''.join(scores)}</div>"
-            f"<details><summary>{esc(preview)}</summary>"
-            f"<div class='rag-chunk'>{esc(hit.text)}</div></details></div>")
-
-
-def sources_html(answer: Answer | None) -> str:
-    """The sources panel for one answer: numbered cards with scores and the chunk text."""
-    if answer is None:
-        return ("<div class='rag-sources'><div class='rag-empty'>Sources appear here: the "
-                "passages each answer was built from, with their scores.</div></div>")
-    head = "Sources"
-    if answer.query:
-        head += f" <span class='rag-query'>for “{html.escape(answer.query)}”</span>"
-    parts = [f"<div class='rag-sources'><div class='rag-sources-head'>{head}</div>"]
-    if not answer.sources:
-        note = "No sources found." if answer.done else "Searching…"
-        parts.append(f"<div class='rag-empty'>{note}</div>")
-    parts.extend(_cards(answer))
-    parts.extend(f"<div class='rag-warn'>{WARN} [{n}] does not match any source.</div>"
-                 for n in answer.unknown_citations)
-    parts.append("</div>")
-    return "".join(parts)
-
-
-def _cards(answer: Answer) -> list[str]:
-    """The source cards: once the answer is done and cites sources, the cited ones first and
-    the others folded under "Also retrieved (n)"; while it streams, all in their order."""
-    cited = set(answer.citations)
-    if not (answer.done and cited):
-        return [source_card(s, s.n in cited) for s in answer.listed]
-    used = [source_card(s, True) for s in answer.listed if s.n in cited]
-    others = [source_card(s, False) for s in answer.listed if s.n not in cited]
-    if others:
-        used.append(f"<details class='rag-also'><summary>Also retrieved ({len(others)})"
-                    f"</summary><div class='rag-also-list'>{''.join(others)}</div></details>")
-    return used
 
 
 def _step(title: str, content: str, status: str = "done",
@@ -262,7 +199,8 @@ def chat_messages(answer: Answer) -> list[dict[str, Any]]:
         elif isinstance(step, Draft):
             messages.append(_say(step.text, known))
     if answer.text:
-        messages.append(_say(answer.text, known))
+        messages.append({"role": "assistant", "content": marked_markdown(
+            answer.text, answer.claims, lambda text: safe_markdown(text, known))})
     if answer.error is not None:
         hint = f"\n\n{SOURCES_HINT}" if answer.sources else ""
         messages.append(_say(f"{WARN} {answer.error}{hint}"))
@@ -282,6 +220,8 @@ def done_note(answer: Answer) -> str:
         parts.append(f"{answer.usage.get('total_tokens', 0)} tokens")
     if answer.citations:
         parts.append("cites " + ", ".join(f"[{n}]" for n in answer.citations))
+    if claims_note(answer.claims):
+        parts.append(claims_note(answer.claims))
     note = "✓ " + (" · ".join(parts) or "done")
     unknown = answer.unknown_citations
     if unknown:

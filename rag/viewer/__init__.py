@@ -1,0 +1,1 @@
+"""Viewing a cited passage in its document."""
