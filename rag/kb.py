@@ -16,8 +16,9 @@ from rag.pipeline import AnswerPipeline
 from rag.rerank import Reranker, make_reranker
 from rag.retrieval import Retriever
 from rag.schema import DocumentInfo
-from rag.settings import Settings
+from rag.settings import DEFAULT_FILES_DIR, Settings
 from rag.store import MilvusStore
+from rag.store.client import is_lite
 
 
 class KnowledgeBase:
@@ -45,9 +46,16 @@ class KnowledgeBase:
     @cached_property
     def files(self) -> FileStore | None:
         """The documents' kept original files (FILES_DIR/<collection>), or None when
-        FILES_DIR is empty (no originals are kept)."""
+        FILES_DIR is empty (no originals are kept). Left at its default, FILES_DIR is the
+        `files` folder beside the Milvus Lite file (./data/files beside ./data/milvus.db), so
+        a knowledge base in another folder keeps its files with it."""
         s = self.settings
-        return FileStore(Path(s.files_dir) / s.milvus_collection) if s.files_dir else None
+        if not s.files_dir:
+            return None
+        root = Path(s.files_dir)
+        if s.files_dir == DEFAULT_FILES_DIR and is_lite(s.milvus_uri):
+            root = Path(s.milvus_uri).parent / "files"
+        return FileStore(root / s.milvus_collection)
 
     @cached_property
     def ingestor(self) -> Ingestor:

@@ -16,6 +16,7 @@ from rag.fusion import Fusion
 RERANK_OFF = ("none", "off")  # RERANKER values that turn reranking off explicitly
 # Fields whose variable set to the empty string is a value (elsewhere it means the default).
 EMPTY_IS_A_VALUE = frozenset({"files_dir"})
+DEFAULT_FILES_DIR = "./data/files"
 
 
 @dataclass(frozen=True)
@@ -96,7 +97,7 @@ class Settings:
     # The original file of every stored document, kept so a reader can download it and the
     # viewer can show its pages: one folder per knowledge base (its collection name) under
     # this one. FILES_DIR= (empty) keeps no originals.
-    files_dir: str = "./data/files"
+    files_dir: str = DEFAULT_FILES_DIR  # by default: `files` beside the Milvus Lite file
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:

@@ -116,7 +116,6 @@ def test_citation_opens_the_passage_in_its_page(web_app: tuple[RunningApp, FakeG
             assert image["x"] <= first_box["x"] <= image["x"] + image["width"]
             assert image["y"] <= first_box["y"] <= image["y"] + image["height"]
             page.screenshot(path=str(tmp_path / "viewer-pdf.png"))
-            page.screenshot(path="/tmp/viewer-pdf.png")
 
             # zoom in: a larger image, the boxes in the same place relative to it
             width = image["width"]
@@ -163,10 +162,33 @@ def _markdown_passage(page: Page, running: RunningApp, llm: FakeGptOss, tmp_path
     expect(page.locator("#rag-viewer img")).to_have_count(0)
     expect(page.locator("#rag-viewer-prev")).to_be_hidden()
     page.screenshot(path=str(tmp_path / "viewer-markdown.png"))
-    page.screenshot(path="/tmp/viewer-markdown.png")
     # a source card's "View in document" opens its passage too
     card = page.locator(f"#rag-sources-panel #src-{n}")
     page.locator("#rag-viewer-close").click()
     expect(page.locator("#rag-viewer")).to_be_hidden(timeout=30_000)
     card.locator("button.rag-view").click()
     expect(marked).to_be_visible(timeout=30_000)
+
+
+def test_api_markdown_links_open_the_passage(web_app: tuple[RunningApp, FakeGptOss]) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    running, llm = web_app
+    running.kb.ingestor.ingest_paths([CLOUD_PDF])
+    llm.script(reasoning_answer(["Hm."], ["Five essential characteristics are listed [1]."]))
+    _, details = running.client().predict(PDF_QUESTION, api_name="/ask")
+    assert details["done"] and details["claims"]
+    link = re.search(r"\[1\]\(<([^>]+)>\)", details["markdown"])
+    assert link, details["markdown"]
+    chunk = details["sources"][0]["chunk_id"]
+    assert f"view={chunk}" in link.group(1)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=BROWSER_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.goto(link.group(1))
+            expect(page.locator("#rag-viewer img")).to_be_visible(timeout=60_000)
+            expect(page.locator("#rag-viewer-title")).to_contain_text(CLOUD_PDF.name)
+            assert _boxes(page)
+        finally:
+            browser.close()

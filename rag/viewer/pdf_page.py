@@ -24,6 +24,7 @@ from pathlib import Path
 
 import pypdfium2 as pdfium
 import pypdfium2.raw as pdfium_c
+from PIL import Image
 
 from rag.errors import LoaderError, RagError
 from rag.pdf import PASSWORD_REASON, PDFIUM_LOCK
@@ -209,12 +210,6 @@ def _open(path: Path) -> pdfium.PdfDocument:
         raise LoaderError(path.name, f"cannot read the file: {exc.strerror or exc}") from None
 
 
-def _check_page(pdf: pdfium.PdfDocument, page: int, name: str) -> None:
-    if not 1 <= page <= len(pdf):
-        raise ViewerError(f"{name}: there is no page {page}; the PDF has {len(pdf)} "
-                          f"page{'s' if len(pdf) != 1 else ''}")
-
-
 def _fractions(page: pdfium.PdfPage) -> tuple[float, ...]:
     """The affine map from page points to fractions of the rendered page (x right, y down),
     as (x0, y0, xx, yx, xy, yy): PDFium's own display matrix (crop box, /Rotate)."""
@@ -265,68 +260,77 @@ def _box(m: tuple[float, ...], line: list[float]) -> Box | None:
     return Box(left, top, right - left, bottom - top) if right > left and bottom > top else None
 
 
-def _locate(pdf: pdfium.PdfDocument, number: int, passage: str) -> tuple[list[Box], float]:
-    """The passage's boxes on page `number` (1-based), and the share of it found there;
-    `passage` is folded already (hold PDFIUM_LOCK)."""
+def _locate(page: pdfium.PdfPage, passage: str) -> tuple[list[Box], float]:
+    """The passage's boxes on the page, and the share of it found there; `passage` is
+    folded already (hold PDFIUM_LOCK)."""
     if not passage:
         return [], 0.0
-    page = pdf[number - 1]
     textpage = page.get_textpage()
     try:
         chars = [chr(pdfium_c.FPDFText_GetUnicode(textpage, i) or 32)
                  for i in range(textpage.count_chars())]
         text, where = _fold(chars)
         spans, found = match(text, passage)
-        m = _fractions(page)
-        rects = []
-        for start, end in spans:
-            for i in range(where[start], where[end - 1] + 1):
-                if chars[i].isspace() or pdfium_c.FPDFText_IsGenerated(textpage, i) == 1:
-                    continue
-                box = textpage.get_charbox(i, loose=True)
-                if box[2] > box[0] and box[3] > box[1]:
-                    rects.append(box)
+        rects = [textpage.get_charbox(i, loose=True) for start, end in spans
+                 for i in range(where[start], where[end - 1] + 1)
+                 if not chars[i].isspace() and pdfium_c.FPDFText_IsGenerated(textpage, i) != 1]
     finally:
         textpage.close()
-        page.close()
-    boxes = [_box(m, line) for line in _lines(rects)]
+    m = _fractions(page) if rects else ()
+    boxes = [_box(m, line) for line in _lines([r for r in rects if r[2] > r[0] and r[3] > r[1]])]
     return [b for b in boxes if b is not None], found / len(passage)
+
+
+def _on_page(path: Path, number: int, folded: str, zoom: float | None = None
+             ) -> tuple[list[Box], float, int, Image.Image | None]:
+    """The folded passage's boxes on page `number` (1-based), the share of it found there,
+    the PDF's page count, and with a zoom the page rendered in grayscale (see page_scale)."""
+    with PDFIUM_LOCK:
+        pdf = _open(path)
+        try:
+            pages = len(pdf)
+            if not 1 <= number <= pages:
+                raise ViewerError(f"{path.name}: there is no page {number}; the PDF has "
+                                  f"{pages} page{'s' if pages != 1 else ''}")
+            page = pdf[number - 1]
+            try:
+                boxes, matched = _locate(page, folded)
+                if zoom is None:
+                    return boxes, matched, pages, None
+                bitmap = page.render(scale=page_scale(*page.get_size(), zoom), grayscale=True)
+                image = bitmap.to_pil()  # shares the buffer, which outlives the bitmap
+                bitmap.close()
+                return boxes, matched, pages, image
+            finally:
+                page.close()
+        except pdfium.PdfiumError as exc:
+            raise LoaderError(path.name, f"damaged PDF: page {number} cannot be read ({exc})"
+                              ) from None
+        finally:
+            pdf.close()
 
 
 def passage_boxes(path: Path, page: int, passage: str) -> tuple[list[Box], float]:
     """The passage's boxes on page `page` (1-based) of the PDF, one per text line, and the
     share of its letters and digits found there (0 when it is not on the page). Raises
     LoaderError for a PDF PDFium cannot open, ViewerError for a page it does not have."""
-    folded = _fold(passage)[0]
-    with PDFIUM_LOCK:
-        pdf = _open(path)
-        try:
-            _check_page(pdf, page, path.name)
-            return _locate(pdf, page, folded)
-        except pdfium.PdfiumError as exc:
-            raise LoaderError(path.name, f"damaged PDF, page {page} cannot be read ({exc})"
-                              ) from None
-        finally:
-            pdf.close()
+    boxes, matched, _, _ = _on_page(path, page, _fold(passage)[0])
+    return boxes, matched
 
 
 def best_page(path: Path, passage: str, first: int, last: int) -> int:
     """The page of first..last (1-based, a chunk's Hit.page..Hit.page_end) that holds most of
     the passage; the first of them on a tie. Pages past the PDF's end are left out; raises
-    ViewerError when none is left, LoaderError for a PDF PDFium cannot open."""
+    ViewerError if `first` is not a page of it, LoaderError for a PDF PDFium cannot open."""
     folded = _fold(passage)[0]
-    with PDFIUM_LOCK:
-        pdf = _open(path)
-        try:
-            _check_page(pdf, first, path.name)
-            pages = range(first, min(max(first, last), len(pdf)) + 1)
-            if len(pages) == 1 or not folded:
-                return first
-            return max(pages, key=lambda number: _locate(pdf, number, folded)[1])
-        except pdfium.PdfiumError as exc:
-            raise LoaderError(path.name, f"damaged PDF, a page cannot be read ({exc})") from None
-        finally:
-            pdf.close()
+    best, most, pages = first, -1.0, last
+    for number in range(first, max(first, last) + 1):
+        if number > pages:
+            break
+        _, matched, pages, _ = _on_page(path, number, folded if last > first else "")
+        if matched > most:
+            best, most = number, matched
+    return best
 
 
 def page_scale(width: float, height: float, zoom: float) -> float:
@@ -346,25 +350,8 @@ def render_page(path: Path, page: int, passage: str = "", *, zoom: float = 1.0) 
     page_scale), with the boxes of the passage's lines on it (passage_boxes). Raises
     LoaderError for a PDF PDFium cannot open or render, ViewerError for a page it does not
     have or a zoom that is not a number."""
-    folded = _fold(passage)[0]
-    with PDFIUM_LOCK:
-        pdf = _open(path)
-        try:
-            _check_page(pdf, page, path.name)
-            pages = len(pdf)
-            boxes, matched = _locate(pdf, page, folded)
-            shown = pdf[page - 1]
-            try:
-                bitmap = shown.render(scale=page_scale(*shown.get_size(), zoom), grayscale=True)
-                image = bitmap.to_pil()  # shares the buffer, which outlives the bitmap
-                bitmap.close()
-            finally:
-                shown.close()
-        except pdfium.PdfiumError as exc:
-            raise LoaderError(path.name, f"damaged PDF, page {page} cannot be rendered ({exc})"
-                              ) from None
-        finally:
-            pdf.close()
+    boxes, matched, pages, image = _on_page(path, page, _fold(passage)[0], zoom)
+    assert image is not None
     buffer = io.BytesIO()
     image.save(buffer, format="PNG", compress_level=3)
     return PageView(page, pages, buffer.getvalue(), "image/png", image.width, image.height,
