@@ -165,7 +165,7 @@ def _markdown_passage(page: Page, running: RunningApp, llm: FakeGptOss, tmp_path
     # a source card's "View in document" opens its passage too
     card = page.locator(f"#rag-sources-panel #src-{n}")
     page.locator("#rag-viewer-close").click()
-    expect(page.locator("#rag-viewer")).to_be_hidden(timeout=30_000)
+    expect(page.locator("#rag-viewer:visible")).to_have_count(0, timeout=30_000)
     card.locator("button.rag-view").click()
     expect(marked).to_be_visible(timeout=30_000)
 
