@@ -314,7 +314,8 @@ def test_rag_rm_deletes_the_kept_file(tmp_path: Path) -> None:
     run = rag_command(tmp_path)
     note = _note(tmp_path / "in", "notes.md", "# Notes\n\nKept until removed.\n")
     run("ingest", str(note))
-    folder = FileStore(tmp_path / "data" / "files" / "knowledge_base").folder("notes.md")
+    # FILES_DIR by default: `files` beside the Milvus Lite file (cwd/kb.db here)
+    folder = FileStore(tmp_path / "files" / "knowledge_base").folder("notes.md")
     assert [p.read_bytes() for p in folder.iterdir()] == [note.read_bytes()]
     assert "deleted notes.md" in run("rm", "notes.md").stdout
     assert not folder.exists()
