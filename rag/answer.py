@@ -259,11 +259,6 @@ class Answer:
         return list(self.final.claims) if self.final is not None else []
 
     @property
-    def unsupported(self) -> list[Claim]:
-        """The claims without a citation, or that their cited sources do not support."""
-        return [c for c in self.claims if not c.supported]
-
-    @property
     def answered(self) -> bool:
         """Complete, without an error, with text."""
         return self.final is not None and self.error is None and bool(self.text.strip())

@@ -92,10 +92,15 @@ class StoreReader(Collections):
         rows = self._query(self.chunks, where, ["id", *CHUNK_FIELDS], limit=1)
         return _to_hit(rows[0]) if rows else None
 
-    def document_chunks(self, doc_id: str) -> list[Hit]:
+    def document_chunks(self, doc_id: str, positions: tuple[int, int] | None = None
+                        ) -> list[Hit]:
         """The visible chunks of one document in document order, as hits without scores (what
-        a viewer shows, and what tests read back)."""
-        rows = self._query(self.chunks, self.visibility_filter([doc_id]), ["id", *CHUNK_FIELDS])
+        a viewer shows, and what tests read back); only those whose position is in the
+        inclusive range `positions`, if given."""
+        where = self.visibility_filter([doc_id])
+        if positions is not None:
+            where += f" and position >= {int(positions[0])} and position <= {int(positions[1])}"
+        rows = self._query(self.chunks, where, ["id", *CHUNK_FIELDS])
         return sorted((_to_hit(r) for r in rows), key=lambda h: h.position)
 
     # -- visibility ------------------------------------------------------------------------

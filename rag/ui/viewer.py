@@ -167,7 +167,7 @@ class Viewer:
         state = replace(state, page=passage.page.page if pdf else None)
         updates: Updates = {
             w.box: gr.Group(visible=True), w.title: title_html(passage),
-            w.body: page_html(passage) if pdf else text_html(passage), w.state: state,
+            w.body: page_html(passage) if pdf else text_html(passage),
             w.prev_btn: gr.Button(visible=pdf, interactive=pdf and state.page > 1),
             w.next_btn: gr.Button(visible=pdf, interactive=pdf and state.page
                                   < passage.page.pages),

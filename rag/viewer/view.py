@@ -59,10 +59,9 @@ class Passage:
 
 def kept_file(kb: KnowledgeBase, info: DocumentInfo | None) -> Path | None:
     """The kept original of a document, if any."""
-    files = getattr(kb, "files", None)
-    if files is None or info is None:
+    if kb.files is None or info is None:
         return None
-    return files.path(info.doc_id, str(info.meta.get("version", "")))
+    return kb.files.path(info.doc_id, str(info.meta.get("version", "")))
 
 
 def open_passage(kb: KnowledgeBase, hit: Hit, *, page: int | None = None,
@@ -79,8 +78,9 @@ def open_passage(kb: KnowledgeBase, hit: Hit, *, page: int | None = None,
         return Passage(hit, kind, page=render_page(original, page, hit.text, zoom=zoom),
                        original=original)
     note = NOT_KEPT if original is None else ""
-    return Passage(hit, kind, pieces=section_pieces(kb.store.document_chunks(hit.doc_id), hit),
-                   original=original, note=note)
+    around = (hit.position - CONTEXT_CHUNKS, hit.position + CONTEXT_CHUNKS)
+    chunks = kb.store.document_chunks(hit.doc_id, around)  # the neighbours only, not all
+    return Passage(hit, kind, pieces=section_pieces(chunks, hit), original=original, note=note)
 
 
 def section_pieces(chunks: list[Hit], hit: Hit) -> list[Piece]:
