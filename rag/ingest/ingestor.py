@@ -12,8 +12,10 @@ from rag.errors import LoaderError
 from rag.files import FileStore
 from rag.ingest.originals import Original
 from rag.ingest.progress import ProgressCallback, Tracker
+from rag.ingest.reader import Reader
 from rag.ingest.results import IngestResult, displayable
 from rag.ingest.run import Run
+from rag.ingest.turns import ENCODER_TURNS, Claims, Turns
 from rag.loading import Limits, LoadedDocument, find_files, load, parse
 from rag.schema import DocumentInfo
 from rag.store import MilvusStore
@@ -31,7 +33,7 @@ class Ingestor:
                  max_pages: int = 2000, max_chunks_per_file: int = 50000,
                  max_pdf_content_mb: float = 64.0, max_page_content_mb: float = 8.0,
                  ocr: bool = True, ocr_languages: str = "eng",
-                 files: FileStore | None = None) -> None:
+                 files: FileStore | None = None, turns: Turns | None = None) -> None:
         """`batch_size` chunks are embedded and stored together. They go to the encoder in its
         own batches, longest first, so a larger group pads less (ONNX fp32: 26 chunks/s in
         groups of 32, 34 in groups of 256) and progress still moves batch by batch.
@@ -46,8 +48,15 @@ class Ingestor:
 
         With `files`, every stored document that came with an original (a file, an e-mail's
         attachment) keeps it there, committed with it (rag.ingest.originals); a document
-        whose original cannot be kept fails alone, with the reason."""
+        whose original cannot be kept fails alone, with the reason.
+
+        Runs of this ingestor may go at once (several uploads): each reads its files in its own
+        thread and takes `turns` (by default the process's ENCODER_TURNS) for each group it
+        embeds, so they share the encoder group by group; a document name is stored by one run
+        at a time (rag.ingest.turns)."""
         self.store = store
+        self.turns = turns or ENCODER_TURNS
+        self.claims = Claims()
         self.embedder = embedder
         self.files = files
         self.chunk_tokens = chunk_tokens
@@ -149,20 +158,18 @@ class Ingestor:
             raise ValueError(f"{len(originals)} originals for {len(documents)} documents")
         kept = list(originals or [None] * len(documents))
         run = Run(self, Tracker(progress, list(sizes or [None] * len(documents))))
-        reached = 0
+        reader = Reader(self, run.tracker, documents, kept, run.originals, stop, owner=run)
         try:
-            for index, (source, loader) in enumerate(documents, start=1):
-                if stop is not None and stop.is_set():
-                    break
-                run.add(index, source, loader, kept[index - 1])
-                reached = index
-            run.drain()
+            run.consume(reader)
         except BaseException:
+            reader.cancel()
             run.abort_open()  # a second Ctrl-C or a crash: nothing half-stored stays visible
             raise
+        finally:
+            self.claims.release_all(run)
         self.store.flush()
         return run.results() + [IngestResult(displayable(source), "skipped", reason=NOT_REACHED)
-                                for source, _ in documents[reached:]]
+                                for source, _ in documents[reader.reached:]]
 
 
 def _size(path: Path) -> int | None:

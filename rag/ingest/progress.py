@@ -9,12 +9,13 @@ of its pages read. The fraction never goes back and is exactly 1.0 when every fi
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
-Stage = Literal["parsing", "embedding", "storing", "done"]
+Stage = Literal["parsing", "waiting", "embedding", "storing", "done"]
 
 # A file's work in stages, as measured by benchmarks.ingestion (README, "Ingestion"): pypdf's
 # text extraction is about a fifth of a PDF's time, reading Markdown or text next to nothing;
@@ -35,7 +36,9 @@ class Progress:
     `chunks` of the file are stored and `embedded` embedded; `expected` is its number of
     chunks once it has been read to the end (None before). `page` of `pages` have been read
     (PDF). `fraction` (0..1) is over the whole job; `eta` the seconds left, once enough is done
-    to tell.
+    to tell. While `waiting`, `ahead` other ingest runs are before this one's turn at the
+    encoder (rag.ingest.turns). `rate` is the job's chunks stored per second so far, and
+    `files_done` how many of its files are done.
     """
 
     index: int
@@ -49,10 +52,15 @@ class Progress:
     eta: float | None = None
     embedded: int = 0
     expected: int | None = None
+    ahead: int = 0
+    rate: float | None = None
+    files_done: int = 0
 
     def describe(self) -> str:
-        """One line: 'report.pdf (2/5): embedding 120/480 chunks · 0:42 left'."""
+        """One line: 'report.pdf (2/5): embedding 120/480 chunks · 36 chunks/s · 0:42 left'."""
         line = f"{self.source} ({self.index}/{self.total}): {self._doing()}"
+        if self.rate is not None and self.stage != "waiting":
+            line += f" · {self.rate:.0f} chunks/s"
         if self.eta is not None and self.fraction < 1.0:
             line += f" · {clock(self.eta)} left"
         return line
@@ -63,6 +71,9 @@ class Progress:
             return f"parsing {read}" if read else "parsing"
         if self.stage == "done":
             return "done"
+        if self.stage == "waiting":
+            runs = "upload" if self.ahead == 1 else "uploads"
+            return f"waiting for its turn, {self.ahead} other {runs} first"
         of = f"/{self.expected}" if self.expected is not None else ""
         doing = f"{self.stage} {self.embedded}{of} chunks"
         return f"{doing} ({read} read)" if self.expected is None and read else doing
@@ -93,6 +104,7 @@ class FileWork:
     stored: int = 0
     read: bool = False  # read to the end: `made` is its number of chunks
     credit: float = 0.0  # weight × the share of it that is done; never decreases
+    counted: int = 0  # of `stored`, what the job's total has counted
 
     def expected(self) -> int | None:
         """Its number of chunks, once read to the end."""
@@ -122,22 +134,31 @@ class Tracker:
         self.total_weight = float(sum(self.weights)) or 1.0
         self.credited = 0.0
         self.finished = 0
+        self.stored = 0  # chunks stored in the whole job
         self.fraction = 0.0
         self.started = time.perf_counter()
+        self._lock = threading.Lock()  # the reader reports pages, the run chunks and results
 
     def work(self, index: int, source: str) -> FileWork:
         """The counts of file `index` (1-based)."""
         weight = self.weights[index - 1] if index <= len(self.weights) else _FILE_OVERHEAD
         return FileWork(index, source, weight)
 
-    def report(self, work: FileWork, stage: Stage) -> None:
-        """Credit the file with what it has done, then report where the job is."""
+    def report(self, work: FileWork, stage: Stage, ahead: int = 0) -> None:
+        """Credit the file with what it has done, then report where the job is (`ahead`: the
+        runs before this one at the encoder, while waiting)."""
+        with self._lock:
+            self._report(work, stage, ahead)
+
+    def _report(self, work: FileWork, stage: Stage, ahead: int) -> None:
         if stage == "done":
             self.finished += 1
         credit = work.weight if stage == "done" else work.weight * work.share()
         if credit > work.credit:
             self.credited += credit - work.credit
             work.credit = credit
+        self.stored += work.stored - work.counted
+        work.counted = work.stored
         if self.callback is None:
             return
         total = max(len(self.weights), work.index)
@@ -145,9 +166,11 @@ class Tracker:
             self.fraction = 1.0
         else:
             self.fraction = max(self.fraction, min(self.credited / self.total_weight, 0.999))
+        elapsed = time.perf_counter() - self.started
+        rate = self.stored / elapsed if self.stored and elapsed >= ETA_AFTER_SECONDS else None
         self.callback(Progress(work.index, total, work.source, stage, work.stored, work.page,
                                work.pages, self.fraction, self.eta(), work.embedded,
-                               work.expected()))
+                               work.expected(), ahead, rate, self.finished))
 
     def eta(self) -> float | None:
         """Seconds left at the pace so far, once enough is done to tell."""

@@ -1,24 +1,19 @@
-"""One ingest run: documents read in order, their chunks embedded and stored in shared groups,
-each document committed once all its chunks are stored, or failed alone."""
+"""One ingest run: the chunks the reader sends (rag.ingest.reader) embedded and stored in shared
+groups, each document committed once all its chunks are stored, or failed alone."""
 
 from __future__ import annotations
 
-import hashlib
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from rag.chunking import chunk_sections
 from rag.errors import EmbeddingError, LoaderError, StoreError
-from rag.ingest.originals import Original, Originals
-from rag.ingest.progress import FileWork, Stage, Tracker
-from rag.ingest.results import IngestResult, Status, check_name, displayable, embedding_text
-from rag.lexical import analyze
-from rag.loading import LoadedDocument
-from rag.schema import Chunk, DocumentInfo, Section
+from rag.ingest.originals import Originals
+from rag.ingest.progress import Stage, Tracker
+from rag.ingest.reader import Job, Reader
+from rag.ingest.results import IngestResult, Status
+from rag.schema import Chunk
 from rag.sentences import sentence_spans
 
 if TYPE_CHECKING:
@@ -27,139 +22,62 @@ if TYPE_CHECKING:
 _ENCODER_BATCH = 32  # texts per encoder call when the embedder does not say
 
 
-@dataclass(slots=True, eq=False)
-class _Job:
-    work: FileWork
-    doc: LoadedDocument | None = None
-    version: str = ""
-    replacing: bool = False
-    begun: bool = False
-    result: IngestResult | None = None
-    buffered: int = 0
-    finished: bool = False
-    seconds: float = 0.0  # this file's own time so far
-    reading_since: float | None = None  # while its sections are being read and chunked
-    original: Original | None = None  # the file (or content) kept with it, rag.files
-
-    @property
-    def source(self) -> str:
-        return self.work.source
-
-
 class Run:
-    """One ingest run: a FIFO buffer of chunks from consecutive documents."""
+    """One ingest run: takes the reader's events (rag.ingest.reader) and keeps a FIFO buffer of
+    chunks from consecutive documents, embedded and stored a group at a time."""
 
     def __init__(self, ingestor: Ingestor, tracker: Tracker):
         self.ing = ingestor
         self.tracker = tracker
-        self.jobs: list[_Job] = []
-        self.open: list[_Job] = []  # begun, not yet committed or aborted
-        self.buffer: list[tuple[_Job, Chunk]] = []
-        self.by_sha: dict[str, str] = {}  # content seen in this run -> its document name
-        self.sources: set[str] = set()  # document names seen in this run
-        self.stored: dict[str, DocumentInfo] | None = None  # the store's documents at the start
-        self.stored_by_sha: dict[str, DocumentInfo] = {}
+        self.jobs: list[Job] = []
+        self.open: list[Job] = []  # begun, not yet committed or aborted
+        self.buffer: list[tuple[Job, Chunk, str, str]] = []  # chunk, encoder text, BM25 text
         self.originals = Originals(ingestor.files)
 
-    def _progress(self, job: _Job, stage: Stage) -> None:
+    def _progress(self, job: Job, stage: Stage) -> None:
         self.tracker.report(job.work, stage)
 
-    def _finish(self, job: _Job, result: IngestResult) -> None:
-        self._stop_reading(job)
-        result.seconds = round(job.seconds, 3)
+    def _finish(self, job: Job, result: IngestResult) -> None:
+        result.seconds = round(job.seconds + job.read_seconds, 3)
         job.result = result
+        self.ing.claims.release(job.source, self)
         self._progress(job, "done")
 
-    @staticmethod
-    def _stop_reading(job: _Job) -> None:
-        if job.reading_since is not None:
-            job.seconds += time.perf_counter() - job.reading_since
-            job.reading_since = None
+    def consume(self, reader: Reader) -> None:
+        """Take the reader's events until its documents are done, then drain."""
+        for event in reader.events():
+            job = event.job
+            assert job is not None
+            if event.kind == "job":
+                self.jobs.append(job)
+            elif job.result is not None:  # failed by the run while the reader was at it
+                continue
+            elif event.kind == "skip":
+                assert event.result is not None
+                self._finish(job, event.result)
+            elif event.kind == "begin":
+                self.open.append(job)  # begun in the store with the first group holding it
+            elif event.kind == "chunk":
+                assert event.chunk is not None
+                self._take(job, event.chunk, event.text, event.lexical)
+            elif event.kind == "end":
+                job.finished = True
+                self._commit_ready()
+            elif event.kind == "fail":
+                assert isinstance(event.error, Exception)
+                self._fail(job, event.error)
+        self.drain()
 
-    def add(self, index: int, source: str, loader: Callable[[], LoadedDocument],
-            original: Original | None = None) -> None:
-        job = _Job(self.tracker.work(index, displayable(source)),
-                   reading_since=time.perf_counter(), original=original)
-        self.jobs.append(job)
-        self._progress(job, "parsing")
-        try:
-            check_name(source)
-            job.doc = loader()
-            job.work.kind, job.work.pages = job.doc.kind, job.doc.pages
-            if self._skip(job):
-                return
-            job.version = hashlib.sha256(f"{source}\0{job.doc.sha256}".encode()).hexdigest()[:32]
-            self.open.append(job)  # begun in the store with the first batch holding its chunks
-            for chunk in chunk_sections(
-                self._reading(job), doc_id=source, version=job.version, source=source,
-                count_tokens=self.ing.embedder.count_tokens,
-                max_tokens=self.ing.chunk_tokens, overlap=self.ing.chunk_overlap,
-            ):
-                self._check_count(job)
-                self.buffer.append((job, chunk))
-                job.buffered += 1
-                job.work.made += 1
-                if len(self.buffer) >= self.ing.batch_size:
-                    self._stop_reading(job)
-                    self._write_batch()
-                    if job.result is not None:  # the batch failed, and this file with it
-                        return
-                    job.reading_since = time.perf_counter()
-        except (LoaderError, EmbeddingError, StoreError) as exc:
-            self._fail(job, exc)
+    def _take(self, job: Job, chunk: Chunk, text: str, lexical: str) -> None:
+        self.buffer.append((job, chunk, text, lexical))
+        job.buffered += 1
+        if len(self.buffer) >= self.ing.batch_size:
+            self._write_batch()
+
+    def _fail(self, job: Job, exc: Exception) -> None:
+        if job.result is not None:
             return
-        self._stop_reading(job)
-        job.finished = job.work.read = True
-        self._commit_ready()
-
-    def _check_count(self, job: _Job) -> None:
-        """Raise LoaderError when the document would have more chunks than the limit."""
-        limit = self.ing.max_chunks_per_file
-        if job.work.made >= limit:
-            raise LoaderError(job.source, f"the file makes more than {limit} chunks (the limit, "
-                              "MAX_CHUNKS_PER_FILE); split it, or raise MAX_CHUNKS_PER_FILE")
-
-    def _reading(self, job: _Job) -> Iterator[Section]:
-        """The document's sections, reporting each page as it is read."""
-        assert job.doc is not None
-        for section in job.doc.sections:
-            if section.page is not None and section.page != job.work.page:
-                job.work.page = section.page
-                self._progress(job, "parsing")
-            yield section
-
-    def _skip(self, job: _Job) -> bool:
-        doc = job.doc
-        assert doc is not None
-        if job.source in self.sources:
-            self._finish(job, IngestResult(job.source, "skipped", doc.pages,
-                                           reason="listed twice"))
-            return True
-        self.sources.add(job.source)
-        if self.stored is None:  # one read of the document list per run, not one per file
-            self.stored = {d.doc_id: d for d in self.ing.store.list_documents()}
-            self.stored_by_sha = {d.sha256: d for d in self.stored.values()}
-        existing = self.stored.get(job.source)
-        twin = self.stored_by_sha.get(doc.sha256)
-        job.replacing = existing is not None
-        if existing is not None and existing.sha256 == doc.sha256:
-            self.originals.backfill(existing, job.original)
-            self._finish(job, IngestResult(job.source, "skipped", existing.pages,
-                                           existing.chunks, reason="unchanged"))
-            return True
-        if twin is not None and twin.doc_id != job.source:
-            self._finish(job, IngestResult(job.source, "skipped", twin.pages, twin.chunks,
-                                           reason=f"same content as {twin.source}"))
-            return True
-        earlier = self.by_sha.setdefault(doc.sha256, job.source)
-        if earlier != job.source:
-            self._finish(job, IngestResult(job.source, "skipped", doc.pages,
-                                           reason=f"same content as {earlier}"))
-            return True
-        return False
-
-    def _fail(self, job: _Job, exc: Exception) -> None:
-        self.buffer = [(j, c) for j, c in self.buffer if j is not job]
+        self.buffer = [entry for entry in self.buffer if entry[0] is not job]
         if job in self.open:
             self.open.remove(job)
             if job.begun:
@@ -173,50 +91,55 @@ class Run:
         if not batch:
             return
         started = time.perf_counter()
-        texts = [embedding_text(c) for _, c in batch]
-        lexical = [analyze(t) for t in texts]
-        keep = self._refuse_oversized(batch, lexical)
+        keep = self._refuse_oversized(batch)
         if len(keep) < len(batch):
             batch = [batch[i] for i in keep]
-            texts = [texts[i] for i in keep]
-            lexical = [lexical[i] for i in keep]
         if not batch:
             return
-        jobs = list(dict.fromkeys(j for j, _ in batch))
-        chunks = [c for _, c in batch]
+        jobs = list(dict.fromkeys(entry[0] for entry in batch))
+        chunks = [entry[1] for entry in batch]
+        texts = [entry[2] for entry in batch]
+        lexical = [entry[3] for entry in batch]
         try:
-            new = [job for job in jobs if not job.begun]
-            self.ing.store.begin_versions([(j.source, j.version, j.source) for j in new])
-            for job in new:
-                job.begun = True
-            vectors, sentences = self._embed(batch, texts, jobs)
-            for job in jobs:
-                self._progress(job, "storing")
-            self.ing.store.insert_chunks(chunks, vectors, lexical,
-                                         [j.version for j, _ in batch], sentences)
+            with self.ing.turns.turn(lambda ahead: self._waiting(jobs, ahead)):
+                started = time.perf_counter()  # the wait for the turn is not the files' time
+                new = [job for job in jobs if not job.begun]
+                self.ing.store.begin_versions([(j.source, j.version, j.source) for j in new])
+                for job in new:
+                    job.begun = True
+                vectors, sentences = self._embed(batch, texts, jobs)
+                for job in jobs:
+                    self._progress(job, "storing")
+                self.ing.store.insert_chunks(chunks, vectors, lexical,
+                                             [entry[0].version for entry in batch], sentences)
         except (EmbeddingError, StoreError) as exc:
-            self._charge([j for j, _ in batch], started)
+            self._charge([entry[0] for entry in batch], started)
             for job in jobs:
                 self._fail(job, exc)
             return
-        self._charge([j for j, _ in batch], started)
-        for job, _ in batch:
+        self._charge([entry[0] for entry in batch], started)
+        for job, *_ in batch:
             job.work.stored += 1
             job.buffered -= 1
 
-    def _refuse_oversized(self, batch: list[tuple[_Job, Chunk]],
-                          lexical: list[str]) -> list[int]:
+    def _waiting(self, jobs: list[Job], ahead: int) -> None:
+        """Report that the group waits for the encoder, with `ahead` runs before it."""
+        for job in jobs:
+            self.tracker.report(job.work, "waiting", ahead=ahead)
+
+    def _refuse_oversized(self, batch: list[tuple[Job, Chunk, str, str]]) -> list[int]:
         """The positions in the batch of the chunks to write: documents that have a chunk too
         large to store each fail alone, with the reason, before anything is embedded."""
-        problems = self.ing.store.oversized([c for _, c in batch], lexical)
+        problems = self.ing.store.oversized([entry[1] for entry in batch],
+                                            [entry[3] for entry in batch])
         if not problems:
             return list(range(len(batch)))
-        for job in dict.fromkeys(j for j, _ in batch if j.source in problems):
+        for job in dict.fromkeys(entry[0] for entry in batch if entry[0].source in problems):
             self._fail(job, StoreError(problems[job.source]))
-        return [i for i, (j, _) in enumerate(batch) if j.source not in problems]
+        return [i for i, entry in enumerate(batch) if entry[0].source not in problems]
 
-    def _embed(self, batch: list[tuple[_Job, Chunk]], texts: list[str],
-               jobs: list[_Job]) -> tuple[np.ndarray, list[np.ndarray] | None]:
+    def _embed(self, batch: list[tuple[Job, Chunk, str, str]], texts: list[str],
+               jobs: list[Job]) -> tuple[np.ndarray, list[np.ndarray] | None]:
         """The texts' vectors and their chunks' sentence vectors (None when the embedder makes
         none), asked of the encoder one of its batches at a time, longest text first (the
         order it would give the whole group itself), reporting each batch."""
@@ -250,7 +173,7 @@ class Run:
         return ordered, by_text
 
     @staticmethod
-    def _charge(jobs: list[_Job], started: float) -> None:
+    def _charge(jobs: list[Job], started: float) -> None:
         """Share the time since `started` among the jobs, one share per entry."""
         share = (time.perf_counter() - started) / max(len(jobs), 1)
         for job in jobs:
