@@ -286,3 +286,35 @@ def test_ctrl_c_stops_an_ingest_at_a_document_boundary_and_a_rerun_finishes_it(
     assert {r["source"] for r in rerun if r["status"] == "added"} == \
         {r["source"] for r in results} - added
     assert len(_lines(run("docs", "--json").stdout)) == 80
+
+
+def test_a_killed_ingest_resumes_with_what_is_left(run, tmp_path: Path):
+    """kill -9 in the middle of a folder: the rerun stores the rest, skips what is stored as
+    unchanged, and every document ends whole."""
+    import signal
+    import time
+
+    kb = tmp_path / "docs"
+    kb.mkdir()
+    for path in sorted(MILVUS_DOCS.rglob("*.md"))[:60]:
+        shutil.copy(path, kb / f"{path.parent.name}-{path.name}")
+    env = {**os.environ, "MILVUS_URI": str(tmp_path / "kb.db"), "PYTHONPATH": str(ROOT)}
+    child = subprocess.Popen([sys.executable, "-m", "rag", "ingest", str(kb)], cwd=tmp_path,
+                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while not (tmp_path / "kb.db").exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    time.sleep(12)  # well into the run: some files stored, the rest not yet
+    assert child.poll() is None, "the ingest ended before it could be killed"
+    child.send_signal(signal.SIGKILL)
+    child.wait(timeout=60)
+    rerun = _lines(run("ingest", "--json", str(kb)).stdout)
+    assert len(rerun) == 60
+    statuses = {r["status"] for r in rerun}
+    assert statuses <= {"added", "skipped"}
+    assert all(r["reason"] == "unchanged" for r in rerun if r["status"] == "skipped")
+    assert "added" in statuses  # the files not reached before the kill
+    docs = _lines(run("docs", "--json").stdout)
+    assert len(docs) == 60
+    again = _lines(run("ingest", "--json", str(kb)).stdout)
+    assert {r["status"] for r in again} == {"skipped"}  # now nothing is left to do

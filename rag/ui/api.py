@@ -20,7 +20,7 @@ from rag.choices import Effort, Mode, Role
 from rag.errors import ConfigError, RagError
 from rag.pipeline import AskOptions
 from rag.ui.render import link_citations
-from rag.ui.services import CHAT_CONCURRENCY, Services
+from rag.ui.services import CHAT_CONCURRENCY, INGEST_CONCURRENCY, Services
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +67,7 @@ def _user(request: gr.Request | None) -> str | None:
 
 def register_api(services: Services) -> None:
     """Register the endpoints (inside the gr.Blocks context)."""
-    gr.api(_ingest_endpoint(services), api_name="ingest", concurrency_limit=1,
+    gr.api(_ingest_endpoint(services), api_name="ingest", concurrency_limit=INGEST_CONCURRENCY,
            concurrency_id="ingest")
     gr.api(_search_endpoint(services), api_name="search", concurrency_limit=CHAT_CONCURRENCY,
            concurrency_id="search")

@@ -17,7 +17,7 @@ from rag.ingest import Progress
 from rag.schema import DocumentInfo
 from rag.ui.layout import Widgets
 from rag.ui.render import WARN
-from rag.ui.services import Services
+from rag.ui.services import INGEST_CONCURRENCY, Services
 from rag.ui.tables import (
     chat_placeholder,
     delete_question,
@@ -185,9 +185,9 @@ class Library:
                            show_progress="hidden", **private)
         up.files.upload(self.upload, [up.files, kb, *pickers],
                         [up.results, *self.listing_outputs, up.upload_status, up.files],
-                        preprocess=False, concurrency_limit=1, concurrency_id="ingest",
-                        show_progress_on=[up.results], **private)
-        # not queued: it must run while the upload it stops holds the "ingest" slot
+                        preprocess=False, concurrency_limit=INGEST_CONCURRENCY,
+                        concurrency_id="ingest", show_progress_on=[up.results], **private)
+        # not queued: it must run while the uploads it stops hold "ingest" slots
         up.stop_btn.click(self.stop_upload, None, [up.upload_status], queue=False, **private)
         up.refresh_btn.click(self.refresh, [kb, *pickers],
                              [*self.listing_outputs, up.delete_status], **private)
@@ -195,7 +195,8 @@ class Library:
                             [up.confirm_text, up.confirm_row, up.delete_status], **private)
         up.confirm_btn.click(self.delete, [up.delete_select, kb, w.side.doc_filter],
                              [*self.listing_outputs, up.confirm_row, up.delete_status],
-                             concurrency_limit=1, concurrency_id="ingest", **private)
+                             concurrency_limit=INGEST_CONCURRENCY, concurrency_id="ingest",
+                             **private)
         up.cancel_btn.click(self.cancel_delete, None, [up.confirm_row, up.delete_status],
                             **private)
         up.docs_table.select(self.pick_document, [up.delete_select], up.delete_select,

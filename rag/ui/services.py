@@ -30,6 +30,9 @@ log = logging.getLogger(__name__)
 
 STATUS_CHECK_TIMEOUT = 3.0
 CHAT_CONCURRENCY = 8
+# uploads (web, API, MCP) running at once; they share the encoder in turns (rag.ingest.turns),
+# and further ones wait in Gradio's queue, which shows their place
+INGEST_CONCURRENCY = 4
 
 
 class Services:
@@ -44,7 +47,7 @@ class Services:
             kb.settings.milvus_collection, kb.settings.embedding_model), default=kb)
         self.access = Access(workspace.accounts, admin)
         self._lock = threading.Lock()
-        self._stops: dict[str, threading.Event] = {}  # the running ingest of each session
+        self._stops: dict[str, list[threading.Event]] = {}  # each session's running ingests
 
     @property
     def kb_name(self) -> str:
@@ -99,20 +102,23 @@ class Services:
         self.require(user, Role.EDITOR, kb)
         stop = threading.Event()
         if session is not None:
-            self._stops[session] = stop
+            self._stops.setdefault(session, []).append(stop)
         try:
             return self._ingest(self.kbs.open(kb), files, progress, stop)
         finally:
             if session is not None:
-                self._stops.pop(session, None)
+                running = self._stops.get(session, [])
+                running.remove(stop)
+                if not running:
+                    self._stops.pop(session, None)
 
     def stop_ingest(self, session: str) -> bool:
-        """Ask the session's running ingest to stop after its current file; False if none
+        """Ask the session's running ingests to stop after their current file; False if none
         runs."""
-        stop = self._stops.get(session)
-        if stop is not None:
+        running = list(self._stops.get(session, []))
+        for stop in running:
             stop.set()
-        return stop is not None
+        return bool(running)
 
     def _ingest(self, target: KnowledgeBase, files: list[Any],
                 progress: Callable[[Progress], None] | None,
