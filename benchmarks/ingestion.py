@@ -56,12 +56,13 @@ def build_large_pdf(target: Path, min_pages: int = MIN_PDF_PAGES) -> int:
     return pages
 
 
-def run(name: str, path: Path, runtime: str, replay_fraction: float, workdir: Path) -> dict:
+def run(name: str, path: Path, runtime: str, replay_fraction: float, workdir: Path,
+        chats: float = 0.0) -> dict:
     """Ingest `path` in a subprocess; its measurements plus the peak RSS the kernel reports."""
     out = workdir / f"ingest-{name}.json"
     command = [sys.executable, "-m", "benchmarks.ingestion", "--worker", "--name", name,
                "--path", str(path), "--runtime", runtime, "--replay", str(replay_fraction),
-               "--json", str(out)]
+               "--json", str(out), "--chats", str(chats)]
     started = time.perf_counter()
     completed = subprocess.run(command, cwd=ROOT, check=False)
     if completed.returncode != 0:
@@ -107,11 +108,11 @@ def many_small_documents(docs: int, window: int = 200) -> dict[str, Any]:
 
 def _instrument(watch: Stopwatch) -> None:
     """Time what rag.ingest calls: load, lazy sections, chunking, BM25 analysis (patched where
-    rag.ingest.ingestor and rag.ingest.run look them up)."""
+    rag.ingest.ingestor and rag.ingest.reader look them up)."""
     import rag.ingest.ingestor as ingestor
-    import rag.ingest.run as run
+    import rag.ingest.reader as reader
 
-    load, chunk_sections, analyze = ingestor.load, run.chunk_sections, run.analyze
+    load, chunk_sections, analyze = ingestor.load, reader.chunk_sections, reader.analyze
     timed_load = watch.wrap("load", load)
 
     def load_timed(*args: Any, **kwargs: Any) -> Any:
@@ -123,30 +124,89 @@ def _instrument(watch: Stopwatch) -> None:
         return watch.iterate("chunk_sections", chunk_sections(sections, **kwargs))
 
     ingestor.load = load_timed
-    run.chunk_sections = chunk_timed
-    run.analyze = watch.wrap("analyze", analyze)
+    reader.chunk_sections = chunk_timed
+    reader.analyze = watch.wrap("analyze", analyze)
 
 
 def _breakdown(watch: Stopwatch, total: float) -> dict[str, float]:
-    """Seconds per stage; nested timings are subtracted so the stages add up to the total."""
+    """Seconds per stage. The reader thread's stages (parsing, chunking, token counting, BM25
+    analysis) run beside the run's (embedding, storing); nested timings are subtracted. "run
+    thread: rest" is the wall time the run's thread spent outside the encoder and the store:
+    mostly waiting for the reader."""
     s = watch.seconds
     store = {k: v for k, v in s.items() if k.startswith("store.")}
     stages = {
-        "parse (read, open, extract text)": s["load"] + s["sections"],
-        "chunking (python)": s["chunk_sections"] - s["sections"] - s["count_tokens"],
-        "token counting (chunker)": s["count_tokens"],
-        "embed": s["embed"],
-        "BM25 analysis": s["analyze"],
-        "Milvus insert": store.pop("store.insert_chunks", 0.0),
-        "Milvus flush": store.pop("store.flush", 0.0),
-        "Milvus bookkeeping (version markers, document lookups)": sum(store.values()),
+        "reader: parse (read, open, extract text)": s["load"] + s["sections"],
+        "reader: chunking (python)": s["chunk_sections"] - s["sections"] - s["count_tokens"],
+        "reader: token counting (chunker)": s["count_tokens"],
+        "reader: BM25 analysis": s["analyze"],
+        "run: embed": s["embed"],
+        "run: Milvus insert": store.pop("store.insert_chunks", 0.0),
+        "run: Milvus flush": store.pop("store.flush", 0.0),
+        "run: Milvus bookkeeping (version markers, document lookups)": sum(store.values()),
     }
-    stages["rest of rag.ingest"] = total - sum(stages.values())
+    stages["run: rest (waiting for the reader, our code)"] = total - sum(
+        v for k, v in stages.items() if k.startswith("run:"))
     return {k: round(v, 2) for k, v in stages.items()}
 
 
-def worker(name: str, path: Path, runtime: str, replay_fraction: float) -> dict[str, Any]:
-    """Ingest one corpus with timing wrappers; then re-embed sampled batches alone."""
+class ChatLoad:
+    """Questions asked through the answer pipeline (no LLM: sources only) while an ingest runs,
+    one every `interval` seconds; the seconds until each one's sources event."""
+
+    def __init__(self, store: Any, embedder: Any, interval: float) -> None:
+        import threading
+
+        from rag.fusion import Fusion
+        from rag.pipeline import AnswerPipeline
+        from rag.retrieval import Retriever
+        from rag.settings import Settings
+
+        s = Settings()
+        retriever = Retriever(store, embedder, mode=s.retrieval_mode,
+                              fusion=Fusion.from_str(s.fusion), rrf_k=s.fusion_rrf_k,
+                              dense_weight=s.fusion_dense_weight, alpha=s.fusion_alpha,
+                              sentences=s.fusion_sentences, reranker=None,
+                              rerank_candidates=s.rerank_candidates)
+        self.pipeline = AnswerPipeline(retriever, None, top_k=s.top_k)
+        rows = (ROOT / "benchmarks" / "qa" / "milvus_docs.jsonl").read_text().splitlines()
+        self.questions = [json.loads(r)["question"] for r in rows if r.strip()]
+        self.interval = interval
+        self.seconds: list[float] = []
+        self.errors: list[str] = []
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._ask, daemon=True)
+
+    def _ask(self) -> None:
+        from rag.events import ErrorEvent, SourcesEvent
+
+        for question in itertools.cycle(self.questions):
+            if self.done.wait(self.interval):
+                return
+            started = time.perf_counter()
+            for event in self.pipeline.ask(question):
+                if isinstance(event, SourcesEvent):
+                    self.seconds.append(time.perf_counter() - started)
+                    break
+                if isinstance(event, ErrorEvent):
+                    self.errors.append(event.message)
+                    break
+
+    def summary(self) -> dict[str, Any]:
+        """Count, median and p95 of the seconds to first sources, in milliseconds."""
+        import numpy as np
+
+        values = np.array(self.seconds or [float("nan")]) * 1000
+        return {"questions": len(self.seconds), "errors": self.errors[:3],
+                "first_sources_ms_p50": round(float(np.median(values)), 1),
+                "first_sources_ms_p95": round(float(np.percentile(values, 95)), 1),
+                "first_sources_ms_max": round(float(values.max()), 1)}
+
+
+def worker(name: str, path: Path, runtime: str, replay_fraction: float,
+           chats: float = 0.0) -> dict[str, Any]:
+    """Ingest one corpus with timing wrappers; then re-embed sampled batches alone. With
+    `chats` (seconds), a question is asked every `chats` seconds during the ingest."""
     from rag.ingest import Ingestor
     from rag.settings import Settings
 
@@ -178,9 +238,15 @@ def worker(name: str, path: Path, runtime: str, replay_fraction: float) -> dict[
         ingestor = Ingestor(TimedStore(store, watch), timed,  # type: ignore[arg-type]
                             chunk_tokens=settings.chunk_tokens,
                             chunk_overlap=settings.chunk_overlap)
+        chat_load = ChatLoad(store, embedder, chats) if chats else None
+        if chat_load is not None:
+            chat_load.thread.start()
         started = time.perf_counter()
         results = ingestor.ingest_paths([path], progress=progress)
         total = time.perf_counter() - started
+        if chat_load is not None:
+            chat_load.done.set()
+            chat_load.thread.join()
         rss_end = rss_mb()
         stored = store.count_chunks()
         store.close()
@@ -215,6 +281,7 @@ def worker(name: str, path: Path, runtime: str, replay_fraction: float) -> dict[
         "breakdown_s": _breakdown(watch, total),
         "calls": dict(watch.calls), "model_load_s": round(model_seconds, 1),
         "peak_rss_mb": round(rss_mb("VmHWM")),
+        "chats": chat_load.summary() if chat_load is not None else None,
         "rss_mb": {"start": round(rss_start), "model_loaded": round(rss_model),
                    "end_of_ingest": round(rss_end), "samples": samples},
     }
@@ -229,8 +296,10 @@ def main() -> None:
     parser.add_argument("--runtime", default="onnx")
     parser.add_argument("--replay", type=float, default=0.25)
     parser.add_argument("--json", type=Path, required=True)
+    parser.add_argument("--chats", type=float, default=0.0,
+                        help="ask a question every this many seconds during the ingest")
     args = parser.parse_args()
-    result = worker(args.name, args.path, args.runtime, args.replay)
+    result = worker(args.name, args.path, args.runtime, args.replay, args.chats)
     args.json.write_text(json.dumps(result, indent=2), encoding="utf-8")
 
 
