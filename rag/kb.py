@@ -66,7 +66,8 @@ class KnowledgeBase:
                         max_pages=s.max_pages, max_chunks_per_file=s.max_chunks_per_file,
                         max_pdf_content_mb=s.max_pdf_content_mb,
                         max_page_content_mb=s.max_page_content_mb, ocr=s.ocr,
-                        ocr_languages=s.ocr_languages, files=self.files)
+                        ocr_languages=s.ocr_languages, files=self.files,
+                        flush_chunks=s.ingest_flush_chunks)
 
     @cached_property
     def reranker(self) -> Reranker | None:

@@ -44,6 +44,9 @@ class Settings:
     max_pdf_content_mb: float = 64.0
     max_page_content_mb: float = 8.0
     max_chunks_per_file: int = 50000  # chunks of one file (an 18 MB text makes ~27,000)
+    # a long ingest run seals its Milvus segment every this many chunks (0: once, at the end):
+    # searches of unsealed chunks slow down as they grow (README, "Ingestion at scale")
+    ingest_flush_chunks: int = 0
     ocr: bool = True  # read scanned PDF pages and images with Tesseract
     ocr_languages: str = "eng"  # Tesseract language codes, e.g. "eng+deu" (their data installed)
 
@@ -123,6 +126,8 @@ class Settings:
         if self.top_k < 1:
             raise ConfigError("TOP_K must be at least 1")
         self._validate_limits()
+        if self.ingest_flush_chunks < 0:
+            raise ConfigError("INGEST_FLUSH_CHUNKS must be 0 (flush once, at the end) or more")
         self._validate_fusion()
         self._validate_reranker()
         return self

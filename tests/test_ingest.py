@@ -244,6 +244,13 @@ def test_progress_lines():
     assert Progress(3, 9, "a.md", "parsing", eta=3725).describe() == \
         "a.md (3/9): parsing · 1:02:05 left"
     assert Progress(9, 9, "a.md", "done", fraction=1.0, eta=0.0).describe() == "a.md (9/9): done"
+    busy = Progress(4, 60, "b.md", "embedding", fraction=0.3, eta=40, embedded=3, expected=12,
+                    rate=13.2, files_done=19)
+    assert busy.describe() == \
+        "b.md (4/60): embedding 3/12 chunks · 19/60 files done · 13 chunks/s · 0:40 left"
+    waiting = Progress(2, 3, "c.md", "waiting", ahead=2, rate=5.0, files_done=1)
+    assert waiting.describe() == \
+        "c.md (2/3): waiting for its turn, 2 other uploads first · 1/3 files done"
 
 
 def test_each_file_reports_its_own_seconds(tmp_path: Path, store: MilvusStore, embedder):

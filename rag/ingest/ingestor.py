@@ -33,7 +33,8 @@ class Ingestor:
                  max_pages: int = 2000, max_chunks_per_file: int = 50000,
                  max_pdf_content_mb: float = 64.0, max_page_content_mb: float = 8.0,
                  ocr: bool = True, ocr_languages: str = "eng",
-                 files: FileStore | None = None, turns: Turns | None = None) -> None:
+                 files: FileStore | None = None, turns: Turns | None = None,
+                 flush_chunks: int = 0) -> None:
         """`batch_size` chunks are embedded and stored together. They go to the encoder in its
         own batches, longest first, so a larger group pads less (ONNX fp32: 26 chunks/s in
         groups of 32, 34 in groups of 256) and progress still moves batch by batch.
@@ -53,7 +54,13 @@ class Ingestor:
         Runs of this ingestor may go at once (several uploads): each reads its files in its own
         thread and takes `turns` (by default the process's ENCODER_TURNS) for each group it
         embeds, so they share the encoder group by group; a document name is stored by one run
-        at a time (rag.ingest.turns)."""
+        at a time (rag.ingest.turns).
+
+        A run flushes the store once at its end, and with `flush_chunks` also after each
+        commit that brings the chunks stored since the last flush to that many: Milvus
+        searches chunks that are not flushed yet more slowly as they grow, which chats during a
+        long ingest feel."""
+        self.flush_chunks = flush_chunks
         self.store = store
         self.turns = turns or ENCODER_TURNS
         self.claims = Claims()

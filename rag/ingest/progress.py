@@ -57,8 +57,11 @@ class Progress:
     files_done: int = 0
 
     def describe(self) -> str:
-        """One line: 'report.pdf (2/5): embedding 120/480 chunks · 36 chunks/s · 0:42 left'."""
+        """One line: 'report.pdf (2/5): embedding 120/480 chunks · 1/5 files done · 36 chunks/s ·
+        0:42 left' (file 2 is the one being read: the files before it may still be embedded)."""
         line = f"{self.source} ({self.index}/{self.total}): {self._doing()}"
+        if self.files_done and self.total > 1 and self.stage != "done":
+            line += f" · {self.files_done}/{self.total} files done"
         if self.rate is not None and self.stage != "waiting":
             line += f" · {self.rate:.0f} chunks/s"
         if self.eta is not None and self.fraction < 1.0:

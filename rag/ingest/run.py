@@ -33,6 +33,7 @@ class Run:
         self.open: list[Job] = []  # begun, not yet committed or aborted
         self.buffer: list[tuple[Job, Chunk, str, str]] = []  # chunk, encoder text, BM25 text
         self.originals = Originals(ingestor.files)
+        self.unflushed = 0  # chunks committed since the last flush
 
     def _progress(self, job: Job, stage: Stage) -> None:
         self.tracker.report(job.work, stage)
@@ -213,6 +214,10 @@ class Run:
         for job, info in commits:
             status: Status = "replaced" if job.replacing else "added"
             self._finish(job, IngestResult(job.source, status, info.pages, job.work.stored))
+        self.unflushed += sum(info.chunks for _, info in commits)
+        if self.ing.flush_chunks and self.unflushed >= self.ing.flush_chunks:
+            self.ing.store.flush()
+            self.unflushed = 0
 
     def drain(self) -> None:
         """Write what is buffered and commit every finished document."""
