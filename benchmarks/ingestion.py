@@ -157,20 +157,16 @@ class ChatLoad:
     def __init__(self, store: Any, embedder: Any, interval: float) -> None:
         import threading
 
-        from rag.fusion import Fusion
+        from rag.evaluation import load_questions
+        from rag.kb import KnowledgeBase
         from rag.pipeline import AnswerPipeline
-        from rag.retrieval import Retriever
         from rag.settings import Settings
 
-        s = Settings()
-        retriever = Retriever(store, embedder, mode=s.retrieval_mode,
-                              fusion=Fusion.from_str(s.fusion), rrf_k=s.fusion_rrf_k,
-                              dense_weight=s.fusion_dense_weight, alpha=s.fusion_alpha,
-                              sentences=s.fusion_sentences, reranker=None,
-                              rerank_candidates=s.rerank_candidates)
-        self.pipeline = AnswerPipeline(retriever, None, top_k=s.top_k)
-        rows = (ROOT / "benchmarks" / "qa" / "milvus_docs.jsonl").read_text().splitlines()
-        self.questions = [json.loads(r)["question"] for r in rows if r.strip()]
+        kb = KnowledgeBase(Settings())  # the app's retriever, on this store and encoder
+        kb.store, kb.embedder, kb.reranker = store, embedder, None
+        self.pipeline = AnswerPipeline(kb.retriever, None, top_k=kb.settings.top_k)
+        self.questions = [q.question for q in
+                          load_questions(ROOT / "benchmarks" / "qa" / "milvus_docs.jsonl")]
         self.interval = interval
         self.seconds: list[float] = []
         self.errors: list[str] = []

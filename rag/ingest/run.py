@@ -4,7 +4,7 @@ groups, each document committed once all its chunks are stored, or failed alone.
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
@@ -22,6 +22,15 @@ if TYPE_CHECKING:
 _ENCODER_BATCH = 32  # texts per encoder call when the embedder does not say
 
 
+class _Entry(NamedTuple):
+    """A buffered chunk, with what the encoder and BM25 get of it (from the reader)."""
+
+    job: Job
+    chunk: Chunk
+    text: str
+    lexical: str
+
+
 class Run:
     """One ingest run: takes the reader's events (rag.ingest.reader) and keeps a FIFO buffer of
     chunks from consecutive documents, embedded and stored a group at a time."""
@@ -31,7 +40,7 @@ class Run:
         self.tracker = tracker
         self.jobs: list[Job] = []
         self.open: list[Job] = []  # begun, not yet committed or aborted
-        self.buffer: list[tuple[Job, Chunk, str, str]] = []  # chunk, encoder text, BM25 text
+        self.buffer: list[_Entry] = []
         self.originals = Originals(ingestor.files)
         self.unflushed = 0  # chunks committed since the last flush
 
@@ -70,7 +79,7 @@ class Run:
         self.drain()
 
     def _take(self, job: Job, chunk: Chunk, text: str, lexical: str) -> None:
-        self.buffer.append((job, chunk, text, lexical))
+        self.buffer.append(_Entry(job, chunk, text, lexical))
         job.buffered += 1
         if len(self.buffer) >= self.ing.batch_size:
             self._write_batch()
@@ -78,7 +87,7 @@ class Run:
     def _fail(self, job: Job, exc: Exception) -> None:
         if job.result is not None:
             return
-        self.buffer = [entry for entry in self.buffer if entry[0] is not job]
+        self.buffer = [entry for entry in self.buffer if entry.job is not job]
         if job in self.open:
             self.open.remove(job)
             if job.begun:
@@ -97,10 +106,10 @@ class Run:
             batch = [batch[i] for i in keep]
         if not batch:
             return
-        jobs = list(dict.fromkeys(entry[0] for entry in batch))
-        chunks = [entry[1] for entry in batch]
-        texts = [entry[2] for entry in batch]
-        lexical = [entry[3] for entry in batch]
+        jobs = list(dict.fromkeys(entry.job for entry in batch))
+        chunks = [entry.chunk for entry in batch]
+        texts = [entry.text for entry in batch]
+        lexical = [entry.lexical for entry in batch]
         try:
             with self.ing.turns.turn(lambda ahead: self._waiting(jobs, ahead)):
                 started = time.perf_counter()  # the wait for the turn is not the files' time
@@ -112,34 +121,34 @@ class Run:
                 for job in jobs:
                     self._progress(job, "storing")
                 self.ing.store.insert_chunks(chunks, vectors, lexical,
-                                             [entry[0].version for entry in batch], sentences)
+                                             [entry.job.version for entry in batch], sentences)
         except (EmbeddingError, StoreError) as exc:
-            self._charge([entry[0] for entry in batch], started)
+            self._charge([entry.job for entry in batch], started)
             for job in jobs:
                 self._fail(job, exc)
             return
-        self._charge([entry[0] for entry in batch], started)
-        for job, *_ in batch:
-            job.work.stored += 1
-            job.buffered -= 1
+        self._charge([entry.job for entry in batch], started)
+        for entry in batch:
+            entry.job.work.stored += 1
+            entry.job.buffered -= 1
 
     def _waiting(self, jobs: list[Job], ahead: int) -> None:
         """Report that the group waits for the encoder, with `ahead` runs before it."""
         for job in jobs:
             self.tracker.report(job.work, "waiting", ahead=ahead)
 
-    def _refuse_oversized(self, batch: list[tuple[Job, Chunk, str, str]]) -> list[int]:
+    def _refuse_oversized(self, batch: list[_Entry]) -> list[int]:
         """The positions in the batch of the chunks to write: documents that have a chunk too
         large to store each fail alone, with the reason, before anything is embedded."""
-        problems = self.ing.store.oversized([entry[1] for entry in batch],
-                                            [entry[3] for entry in batch])
+        problems = self.ing.store.oversized([entry.chunk for entry in batch],
+                                            [entry.lexical for entry in batch])
         if not problems:
             return list(range(len(batch)))
-        for job in dict.fromkeys(entry[0] for entry in batch if entry[0].source in problems):
+        for job in dict.fromkeys(e.job for e in batch if e.job.source in problems):
             self._fail(job, StoreError(problems[job.source]))
-        return [i for i, entry in enumerate(batch) if entry[0].source not in problems]
+        return [i for i, entry in enumerate(batch) if entry.job.source not in problems]
 
-    def _embed(self, batch: list[tuple[Job, Chunk, str, str]], texts: list[str],
+    def _embed(self, batch: list[_Entry], texts: list[str],
                jobs: list[Job]) -> tuple[np.ndarray, list[np.ndarray] | None]:
         """The texts' vectors and their chunks' sentence vectors (None when the embedder makes
         none), asked of the encoder one of its batches at a time, longest text first (the
@@ -152,7 +161,7 @@ class Run:
         sentences: list[np.ndarray] | None = [] if self.ing.embedder.makes_sentences else None
         for start in range(0, len(order), step):
             rows = order[start:start + step]
-            chunk_texts = [batch[i][1].text for i in rows]
+            chunk_texts = [batch[i].chunk.text for i in rows]
             vectors, pooled = self.ing.embedder.embed_sentences(
                 [texts[i] for i in rows], [sentence_spans(t) for t in chunk_texts],
                 [len(texts[i]) - len(t) for i, t in zip(rows, chunk_texts, strict=True)])
@@ -160,8 +169,8 @@ class Run:
             if sentences is not None and pooled is not None:
                 sentences.extend(pooled)
             for i in rows:
-                batch[i][0].work.embedded += 1
-            for job in dict.fromkeys(batch[i][0] for i in rows):
+                batch[i].job.work.embedded += 1
+            for job in dict.fromkeys(batch[i].job for i in rows):
                 self._progress(job, "embedding")
         vectors = np.concatenate(parts)
         ordered = np.empty_like(vectors)

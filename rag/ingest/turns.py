@@ -60,11 +60,6 @@ class Turns:
                 self._holder = None
                 self._cond.notify_all()
 
-    def waiting(self) -> int:
-        """How many runs wait for their turn now."""
-        with self._cond:
-            return len(self._queue)
-
 
 ENCODER_TURNS = Turns()
 
