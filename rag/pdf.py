@@ -1,6 +1,7 @@
-"""A PDF's pages as text: opened (and decrypted with the empty password) and checked against
-the content limits up front, then each page extracted by pypdf, normalised, without the running
-headers, footers and page numbers. rag.formats.pdf makes the document's sections of them."""
+"""A PDF opened by pypdf (and decrypted with the empty password) and checked against the
+content limits up front; its pages' text (extracted by PDFium, rag.pdfium_text) normalised and
+without the running headers, footers and page numbers. rag.formats.pdf makes the document's
+sections of them."""
 
 from __future__ import annotations
 
@@ -192,15 +193,6 @@ class _ContentMeter:
         return self._forms[key][1]
 
 
-def page_text(reader: PdfReader, number: int, source: str) -> str:
-    """The normalised text of page `number` (from 1) as pypdf extracts it."""
-    try:
-        raw = reader.pages[number - 1].extract_text()
-    except PDF_ERRORS as exc:
-        raise LoaderError(source, pdf_error_reason(exc, f"page {number}: ")) from exc
-    return normalise_pdf_text(raw)
-
-
 def without_running_lines(pages: Iterable[tuple[int, str]]) -> Iterator[tuple[int, str]]:
     """Pages without their running headers, footers and page numbers: lines at the top or
     bottom of a page that are page numbers, or that (digits aside) are also at the top or
@@ -223,9 +215,15 @@ def without_running_lines(pages: Iterable[tuple[int, str]]) -> Iterator[tuple[in
 
 
 def _line_key(line: str) -> str:
-    """A line compared across pages: lower case, digit runs as one 0, spaces collapsed, and
-    only its start (extraction sometimes runs a footer into the line after it)."""
-    return " ".join(_DIGITS.sub("0", line.lower()).split())[:_RUNNING_KEY_LENGTH]
+    """A line compared across pages: lower case, digit runs as one 0, spaces collapsed, a
+    number at its start or end left out (a page number on the outer side of left and right
+    pages), and only its start (extraction sometimes runs a footer into the line after it)."""
+    words = _DIGITS.sub("0", line.lower()).split()
+    if len(words) > 1 and words[0] == "0":
+        words = words[1:]
+    if len(words) > 1 and words[-1] == "0":
+        words = words[:-1]
+    return " ".join(words)[:_RUNNING_KEY_LENGTH]
 
 
 def _edges(lines: list[str]) -> tuple[list[int], list[int]]:
@@ -250,14 +248,20 @@ def _strip_page(buffer: deque[tuple[int, list[str], frozenset[str]]],
     others = Counter(key for j, (_, _, keys) in enumerate(buffer) if j != index for key in keys)
     needed = max(_RUNNING_PAGES - 1, len(buffer) // 2)  # and at least half the others
 
+    def repeated(line: str) -> bool:
+        return others[_line_key(line)] >= needed
+
     def running(line: str) -> bool:
-        return _PAGE_NUMBER.fullmatch(line) is not None or others[_line_key(line)] >= needed
+        return _PAGE_NUMBER.fullmatch(line) is not None or repeated(line)
 
     drop: set[int] = set()
     for edge in _edges(lines):
         # up to the innermost running line: a line between two running ones is theirs too
         marks = [n for n, i in enumerate(edge) if running(lines[i])]
         drop.update(edge[:marks[-1] + 1] if marks and marks[0] == 0 else [])
+        # and a line repeated on the other pages wherever it is in the edge (extraction may
+        # put a figure's caption or a page's last line outside it)
+        drop.update(i for i in edge if repeated(lines[i]))
     if not drop:
         return number, "\n".join(lines)
     kept = "\n".join(line for i, line in enumerate(lines) if i not in drop)

@@ -114,8 +114,13 @@ def _word_points(path: Path, page_number: int, text: str, limit: int = 4
         page = pdf[page_number - 1]
         rotation = page.get_rotation()
         textpage = page.get_textpage()
+        # PDFium's search does not find a word hyphenated at a line's end: such a word counts
+        # as well, in the page's text with its hyphen marks (U+FFFE) dropped
+        plain = textpage.get_text_range().replace("\ufffe", "")
         points = []
         for word in dict.fromkeys(WORD.findall(text)):
+            if len(re.findall(rf"(?<!\w){re.escape(word)}(?!\w)", plain)) != 1:
+                continue
             searcher = textpage.search(word, match_case=True, match_whole_word=True)
             found = [hit for hit in iter(searcher.get_next, None)]
             if len(found) != 1:

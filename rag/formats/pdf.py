@@ -1,12 +1,12 @@
-"""PDF documents: one section per page with text, read lazily (rag.pdf extracts each page).
+"""PDF documents: one section per page with text, read lazily: each page's text as PDFium
+extracts it (rag.pdfium_text), normalised and without running lines (rag.pdf).
 
 A page without a text layer (fewer than _OCR_CHARS characters, and images on it) is a scanned
 page: it is rendered with PDFium (pypdfium2) at 300 dpi and read by OCR (rag.formats.ocr);
 only those pages are, and they are listed in meta["ocr_pages"]. With OCR off they are listed
 in meta["ocr_skipped_pages"] instead, and a PDF of such pages only fails saying so.
 
-Tables keep pypdf's rows, one line each; rows of numbers whose cells pypdf runs together
-("0 1,491" as "01,491") take PDFium's spacing of the same characters, and a table longer than
+Tables keep PDFium's rows, one line each, their cells spaced apart, and a table longer than
 Limits.table_chars repeats its header line before every group of rows, a paragraph each, so
 that every chunk of the table holds its column names."""
 
@@ -29,10 +29,10 @@ from rag.pdf import (
     check_content,
     normalise_pdf_text,
     open_pdf,
-    page_text,
     pdf_error_reason,
     without_running_lines,
 )
+from rag.pdfium_text import page_text
 from rag.schema import Section
 
 _OCR_CHARS = 20  # a page with fewer non-space characters than this, and images, is scanned
@@ -64,7 +64,7 @@ def read(data: bytes, source: str, limits: Limits, *,
 
 
 class _Document:
-    """The pages of one PDF as sections: pypdf's text, OCR for scanned pages, tables as rows."""
+    """The pages of one PDF as sections: PDFium's text, OCR for scanned pages, tables as rows."""
 
     def __init__(self, reader: PdfReader, pages: int, data: bytes, source: str,
                  limits: Limits, tesseract_cmd: str) -> None:
@@ -85,7 +85,7 @@ class _Document:
             for number, text in without_running_lines(self._texts()):
                 if text:
                     found = True
-                    yield Section(text=self._tables(number, text), page=number)
+                    yield Section(text=self._tables(text), page=number)
         finally:
             self.pdfium.close()
         if not found:
@@ -95,7 +95,7 @@ class _Document:
         """(page number, text) of each page: its text layer, or OCR's text of a scanned page
         (when OCR finds more than the few characters of its text layer, if any)."""
         for number in range(1, self.pages + 1):
-            text = page_text(self.reader, number, self.source)
+            text = self.pdfium.text(number)
             layer = len("".join(text.split()))
             if layer < _OCR_CHARS and self._has_images(number):
                 scanned = self._scanned(number)
@@ -132,17 +132,12 @@ class _Document:
             return "no extractable text: OCR found no text on its scanned pages"
         return "no extractable text: its pages hold neither text nor images of text"
 
-    def _tables(self, number: int, text: str) -> str:
-        """The page with its tables' rows spaced as PDFium spaces them, and long tables cut
-        into groups of rows each led by the header line."""
+    def _tables(self, text: str) -> str:
+        """The page with long tables cut into groups of rows each led by the header line."""
         lines = text.split("\n")
         blocks = _row_blocks(lines)
         if not blocks:
             return text
-        spaced = self.pdfium.lines(number)
-        for start, end in blocks:
-            for index in range(max(start - 1, 0), end):  # the header line and the rows
-                lines[index] = spaced.get("".join(lines[index].split()), lines[index])
         return _grouped(lines, blocks, int(self.limits.table_chars * _GROUP_SHARE))
 
 
@@ -200,7 +195,7 @@ def _grouped(lines: list[str], blocks: list[tuple[int, int]], budget: int) -> st
 
 
 class _Pdfium:
-    """The PDF opened with PDFium when a page needs it: rendered for OCR, or its lines spaced."""
+    """The PDF opened with PDFium: its pages' text, and scanned pages rendered for OCR."""
 
     def __init__(self, data: bytes, source: str) -> None:
         self.data = data
@@ -229,24 +224,17 @@ class _Pdfium:
                                   f"for OCR: {exc})") from exc
         return image, scale * 72
 
-    def lines(self, number: int) -> dict[str, str]:
-        """Page `number`'s lines as PDFium extracts them, normalised, by their characters
-        without spaces. Empty when PDFium cannot read the page: the rows keep pypdf's spacing
-        (the same characters; only spaces between cells differ)."""
+    def text(self, number: int) -> str:
+        """Page `number`'s text as PDFium extracts it, normalised."""
         with PDFIUM_LOCK:
             try:
                 page = self._page(number)
-                textpage = page.get_textpage()
-                raw = textpage.get_text_bounded()
-                textpage.close()
+                raw = page_text(page)
                 page.close()
-            except (pdfium.PdfiumError, IndexError):
-                return {}
-        spaced: dict[str, str] = {}
-        for line in raw.splitlines():
-            line = normalise_pdf_text(line)
-            spaced.setdefault("".join(line.split()), line)
-        return spaced
+            except (pdfium.PdfiumError, IndexError) as exc:
+                raise LoaderError(self.source, f"damaged PDF (page {number} cannot be read: "
+                                  f"{exc})") from exc
+        return normalise_pdf_text(raw)
 
     def close(self) -> None:
         with PDFIUM_LOCK:

@@ -17,11 +17,10 @@ from typing import Literal
 
 Stage = Literal["parsing", "waiting", "embedding", "storing", "done"]
 
-# A file's work in stages, as measured by benchmarks.ingestion (README, "Ingestion"): pypdf's
-# text extraction is about a fifth of a PDF's time, reading Markdown or text next to nothing;
-# of the rest the encoder takes about nine tenths and Milvus the remainder.
-_READ_SHARE = {"pdf": 0.2}
-_READ_SHARE_OTHER = 0.05
+# A file's work in stages, as measured by benchmarks.pipeline (README, "Ingestion at scale"):
+# reading and chunking take a few percent of a file's time (PDFium's text extraction, Markdown,
+# Word); of the rest the encoder takes about nine tenths and Milvus the remainder.
+_READ_SHARE = 0.05
 _EMBED_SHARE = 0.9
 _BEFORE_COMMIT = 0.99  # the share of a file that is done before its commit
 _FILE_OVERHEAD = 4096  # bytes a file weighs besides its size: opening, naming, committing
@@ -99,7 +98,6 @@ class FileWork:
     index: int
     source: str
     weight: float
-    kind: str = ""
     pages: int | None = None
     page: int | None = None  # pages read
     made: int = 0  # chunks cut so far
@@ -115,7 +113,7 @@ class FileWork:
 
     def share(self) -> float:
         """The share of this file's work that is done, below 1 until it is committed."""
-        read_share = _READ_SHARE.get(self.kind, _READ_SHARE_OTHER)
+        read_share = _READ_SHARE
         if self.read:
             read, expected = 1.0, float(self.made)
         elif self.pages and self.page:

@@ -178,7 +178,7 @@ class Reader:
             self.ing.claims.release(source, self.owner)
             raise _Cancelled
         job.doc = loader()
-        job.work.kind, job.work.pages = job.doc.kind, job.doc.pages
+        job.work.pages = job.doc.pages
         skipped = self._skip(job)
         if skipped is not None:
             return self._put(Event("skip", job, result=skipped))
