@@ -124,6 +124,8 @@ def _lines(textpage: pdfium.PdfTextPage) -> list[_Line]:
             else:
                 lines.append(_Line(text, first[0], last[0], first[1], hyphen))
     return lines
+
+
 def _units(text: str) -> int:
     """Length of a text in UTF-16 code units."""
     return len(text.encode("utf-16-le")) // 2
