@@ -22,7 +22,8 @@ pytestmark = pytest.mark.timeout(2400)
 
 FLOORS = {  # set name -> (hybrid hit@1, hybrid hit@5)
     "milvus_docs": (0.43, 0.64),  # measured 0.477 / 0.698 (2026-12-02, with sentence scores)
-    "pdfs": (0.44, 0.65),  # measured 0.500 / 0.712
+    # measured 0.500 / 0.712 with pypdf's text; 0.423 / 0.750 with PDFium's (2026-12-03)
+    "pdfs": (0.38, 0.69),
 }
 
 
