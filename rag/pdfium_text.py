@@ -1,11 +1,12 @@
 """A PDF page's text as PDFium (pypdfium2) extracts it, with paragraph breaks.
 
-PDFium's text is C++ and about ten times faster than pypdf's (README, "Ingestion at scale"),
-keeps words whole where pypdf splits them at a kerning ("c apabilities"), spaces the cells of
-a table's rows, and marks a word hyphenated at a line's end, which is joined again. It gives
-lines without blank lines between paragraphs, so a paragraph break is read from the layout: a
-line whose baseline is further below the line before it than _PARAGRAPH_PITCH times the page's
-usual line pitch, and than _PARAGRAPH_FONT times its font's height.
+PDFium's text is C++ and much faster than pypdf's (the benchmark's 605 pages: reading and
+chunking 9.7 s against 39.9 s, README "Ingestion at scale"). It keeps words whole where pypdf
+splits them at a kerning ("c apabilities"), spaces the cells of a table's rows, and marks a
+word hyphenated at a line's end, which is joined again. It gives lines without blank lines
+between paragraphs, so a paragraph break is read from the layout: a line whose baseline is
+further below the line before it than _PARAGRAPH_PITCH times the page's usual line pitch, and
+than _PARAGRAPH_FONT times its font's height.
 
 Callers hold rag.pdf.PDFIUM_LOCK: PDFium is not thread-safe."""
 
