@@ -100,14 +100,17 @@ def _lines(textpage: pdfium.PdfTextPage) -> list[_Line]:
     x, y = ctypes.c_double(), ctypes.c_double()
     box = pdfium_c.FS_RECTF()
 
-    def baseline(offset: int) -> tuple[float, float] | None:
+    def character(offset: int) -> int | None:
         index = pdfium_c.FPDFText_GetCharIndexFromTextIndex(raw, offset)
-        if index < 0 or not pdfium_c.FPDFText_GetCharOrigin(raw, index, x, y):
-            return None
-        # the font's height as drawn: FPDFText_GetFontSize leaves out a scaled text matrix
-        height = box.top - box.bottom \
-            if pdfium_c.FPDFText_GetLooseCharBox(raw, index, box) else 0.0
-        return y.value, height
+        return index if index >= 0 else None
+
+    def baseline(index: int) -> float | None:
+        return y.value if pdfium_c.FPDFText_GetCharOrigin(raw, index, x, y) else None
+
+    def height(index: int) -> float:
+        """The font's height as drawn (FPDFText_GetFontSize leaves out a scaled text matrix)."""
+        return box.top - box.bottom if pdfium_c.FPDFText_GetLooseCharBox(raw, index, box) \
+            else 0.0
 
     lines: list[_Line] = []
     offset = 0
@@ -118,12 +121,14 @@ def _lines(textpage: pdfium.PdfTextPage) -> list[_Line]:
             start = offset + _units(text[:len(text) - len(text.lstrip())])
             end = offset + _units(text.rstrip()) - 1
             offset += _units(text) + (1 if hyphen else len(_LINE_END))
-            first = baseline(start) if text.strip() else None
-            last = baseline(end) if first is not None else None
-            if first is None or last is None:
+            first = character(start) if text.strip() else None
+            last = character(end) if first is not None else None
+            top = baseline(first) if first is not None else None
+            bottom = baseline(last) if last is not None and top is not None else None
+            if first is None or top is None or bottom is None:
                 lines.append(_Line(text, None, None, 0.0, hyphen))
             else:
-                lines.append(_Line(text, first[0], last[0], first[1], hyphen))
+                lines.append(_Line(text, top, bottom, height(first), hyphen))
     return lines
 
 

@@ -113,7 +113,6 @@ class FileWork:
 
     def share(self) -> float:
         """The share of this file's work that is done, below 1 until it is committed."""
-        read_share = _READ_SHARE
         if self.read:
             read, expected = 1.0, float(self.made)
         elif self.pages and self.page:
@@ -123,7 +122,7 @@ class FileWork:
             read, expected = 0.0, 0.0
         written = _EMBED_SHARE * self.embedded + (1 - _EMBED_SHARE) * self.stored
         done = min(written / expected, 1.0) if expected else 0.0
-        return min(read_share * read + (1 - read_share) * done, _BEFORE_COMMIT)
+        return min(_READ_SHARE * read + (1 - _READ_SHARE) * done, _BEFORE_COMMIT)
 
 
 class Tracker:
